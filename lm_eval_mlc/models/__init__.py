@@ -1,0 +1,1 @@
+"""Model wrappers registered with lm-eval (imported lazily through the registry)."""

@@ -1,0 +1,157 @@
+"""Thin lm-eval adapters around the metric core: per-doc records and corpus aggregations.
+
+`process_results` turns one generation into a *record* (plain lists, JSON-serialisable so
+`--log_samples` keeps it); every metric key of a task holds the same record and its
+aggregation stacks the records into arrays and calls a pure function from
+:mod:`lm_eval_mlc.metrics`. Task YAMLs point at these with `!function`, so the tasks run on any
+generating model (`hf`, `vllm`, API models), not only on `hf-mlc`.
+
+Probabilities: with a plain text response they are the parsed set (0/1), so ECE and Brier
+measure the hard predictions; `hf-mlc` (next step) supplies real label probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lm_eval_mlc import metrics
+from lm_eval_mlc.label_parsing import parse_labels, to_indicator
+
+logger = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)
+
+
+def doc_to_target(doc: Mapping[str, Any]) -> str:
+    """The gold answer in the format the prompt asks for: a JSON list of label names."""
+    return json.dumps(list(doc["labels"]))
+
+
+def process_results(doc: Mapping[str, Any], results: Sequence[str]) -> dict[str, Record]:
+    """Parse the generation into a label set and build the doc's record for every metric."""
+    names = list(doc["label_names"])
+    parsed = parse_labels(results[0], names)
+    y_pred = to_indicator(parsed.labels, names)
+    record: Record = {
+        "y_true": to_indicator(doc["labels"], names).tolist(),
+        "y_pred": y_pred.tolist(),
+        "probs": y_pred.astype(float).tolist(),
+        "annotator_probs": list(doc.get("annotator_probs") or []),
+        "n_items": parsed.n_items,
+        "n_invalid": len(parsed.invalid),
+    }
+    return dict.fromkeys(METRIC_KEYS, record)
+
+
+def _stack(items: Sequence[Record], key: str) -> np.ndarray:
+    return np.asarray([item[key] for item in items])
+
+
+def micro_f1(items: Sequence[Record]) -> float:
+    return metrics.multilabel_f1(_stack(items, "y_true"), _stack(items, "y_pred"), average="micro")
+
+
+def macro_f1(items: Sequence[Record]) -> float:
+    return metrics.multilabel_f1(_stack(items, "y_true"), _stack(items, "y_pred"), average="macro")
+
+
+def samples_f1(items: Sequence[Record]) -> float:
+    y_true, y_pred = _stack(items, "y_true"), _stack(items, "y_pred")
+    return metrics.multilabel_f1(y_true, y_pred, average="samples")
+
+
+def jaccard(items: Sequence[Record]) -> float:
+    return metrics.jaccard(_stack(items, "y_true"), _stack(items, "y_pred"))
+
+
+def hamming_loss(items: Sequence[Record]) -> float:
+    return metrics.hamming_loss(_stack(items, "y_true"), _stack(items, "y_pred"))
+
+
+def exact_match(items: Sequence[Record]) -> float:
+    return metrics.exact_match(_stack(items, "y_true"), _stack(items, "y_pred"))
+
+
+def ece(items: Sequence[Record]) -> float:
+    """10-bin equal-mass ECE over all (doc, label) pairs."""
+    return metrics.expected_calibration_error(_stack(items, "y_true"), _stack(items, "probs"))
+
+
+def ece_1bin(items: Sequence[Record]) -> float:
+    """1-bin ECE, |mean p - mean y| (HELM reports it beside the 10-bin one)."""
+    y_true, probs = _stack(items, "y_true"), _stack(items, "probs")
+    return metrics.expected_calibration_error(y_true, probs, n_bins=1)
+
+
+def brier(items: Sequence[Record]) -> float:
+    return metrics.brier_score(_stack(items, "y_true"), _stack(items, "probs"))
+
+
+def invalid_label_rate(items: Sequence[Record]) -> float:
+    """Share of answer items that matched no label (0 when the model answered nothing)."""
+    n_items = sum(item["n_items"] for item in items)
+    return sum(item["n_invalid"] for item in items) / max(n_items, 1)
+
+
+def _alignment(items: Sequence[Record], key: str) -> float:
+    """One alignment score, or NaN (with one warning) when docs lack annotator distributions."""
+    missing = sum(1 for item in items if not item["annotator_probs"])
+    if missing:
+        _warn_once(
+            "alignment",
+            f"Alignment metrics (align_*) are NaN: {missing} of {len(items)} docs have no "
+            "per-annotator label distribution (this data source has aggregated labels only; "
+            "for GoEmotions use the Hub 'raw' config or goemotions_*.csv files).",
+        )
+        return math.nan
+    return metrics.alignment_scores(_stack(items, "probs"), _stack(items, "annotator_probs"))[key]
+
+
+def align_mae(items: Sequence[Record]) -> float:
+    return _alignment(items, "align_mae")
+
+
+def align_brier(items: Sequence[Record]) -> float:
+    return _alignment(items, "align_brier")
+
+
+def align_bce(items: Sequence[Record]) -> float:
+    return _alignment(items, "align_bce")
+
+
+def align_js(items: Sequence[Record]) -> float:
+    return _alignment(items, "align_js")
+
+
+#: Metric key -> higher is better; the order task YAMLs list them in.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "micro_f1": True,
+    "macro_f1": True,
+    "samples_f1": True,
+    "jaccard": True,
+    "exact_match": True,
+    "hamming_loss": False,
+    "ece": False,
+    "ece_1bin": False,
+    "brier": False,
+    "align_mae": False,
+    "align_brier": False,
+    "align_bce": False,
+    "align_js": False,
+    "invalid_label_rate": False,
+}
+METRIC_KEYS: tuple[str, ...] = tuple(HIGHER_IS_BETTER)
