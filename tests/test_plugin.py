@@ -1,0 +1,92 @@
+"""How lm-eval finds the plugin: startup hook, entry points, task manager, CLI defaults."""
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lm_eval_mlc import cli
+from lm_eval_mlc._paths import TASKS_DIR
+from lm_eval_mlc.plugin import with_task_paths
+
+PROBE = """
+import json
+from lm_eval.api.registry import get_model, model_registry
+from lm_eval.tasks import TaskManager
+tm = TaskManager()
+print(json.dumps({
+    "hf": get_model("hf").__name__,
+    "hf_mlc": "hf-mlc" in model_registry,
+    "tasks": [t for t in tm.all_tasks if t.startswith("goemotions_ml")],
+}))
+"""
+
+
+def _probe(**env: str) -> dict:
+    """Run the probe in a fresh interpreter, as plain `lm_eval` would start."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_startup_hook_registers_model_and_tasks_in_a_fresh_interpreter():
+    found = _probe()
+    assert found["hf"] == "HFLM"  # lm-eval's own models still resolve
+    assert found["hf_mlc"] is True
+    assert set(found["tasks"]) == {"goemotions_ml", "goemotions_ml_full", "goemotions_ml_ekman"}
+
+
+def test_startup_hook_can_be_switched_off():
+    found = _probe(LM_EVAL_MLC_AUTOLOAD="0")
+    assert found == {"hf": "HFLM", "hf_mlc": False, "tasks": []}
+
+
+def test_entry_points_for_upstream_plugin_discovery_resolve():
+    (model,) = importlib.metadata.entry_points(group="lm_eval.models", name="hf-mlc")
+    assert model.load().__name__ == "HFMultiLabelLM"
+    (tasks,) = importlib.metadata.entry_points(group="lm_eval.tasks", name="lm_eval_mlc")
+    assert Path(tasks.load(), "goemotions_ml", "goemotions_ml.yaml").is_file()
+
+
+def test_task_paths_are_added_once_and_before_user_paths(tmp_path):
+    assert with_task_paths(None) == [TASKS_DIR]
+    assert with_task_paths(str(tmp_path)) == [TASKS_DIR, str(tmp_path)]
+    assert with_task_paths([TASKS_DIR, str(tmp_path)]) == [TASKS_DIR, str(tmp_path)]
+
+
+def test_run_defaults_to_hf_mlc_on_the_embedded_model(monkeypatch):
+    monkeypatch.setattr("lm_eval_mlc.default_model.default_model_args", lambda: "pretrained=X")
+    assert cli.run_argv(["--tasks", "goemotions_ml"]) == [
+        "run",
+        "--tasks",
+        "goemotions_ml",
+        "--model",
+        "hf-mlc",
+        "--model_args",
+        "pretrained=X",
+    ]
+    # Explicit choices are kept; a non-HF backend gets no embedded weights.
+    assert cli.run_argv(["--model=vllm", "--tasks", "t"]) == ["run", "--model=vllm", "--tasks", "t"]
+    argv = ["--model", "hf", "--model_args", "pretrained=gpt2", "--tasks", "t"]
+    assert cli.run_argv(argv) == ["run", *argv]
+
+
+def test_tasks_dir_subcommand_prints_the_task_folder(capsys):
+    cli.main(["tasks-dir"])
+    assert capsys.readouterr().out.strip() == TASKS_DIR
+
+
+def test_unknown_subcommand_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["nope"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
