@@ -30,7 +30,11 @@ def _option_value(argv: Sequence[str], name: str) -> str | None:
 
 
 def run_argv(argv: Sequence[str]) -> list[str]:
-    """`lm_eval run` arguments with our defaults: `hf-mlc` and the embedded SmolLM2."""
+    """`lm_eval run` arguments with our defaults: `hf-mlc` and the embedded SmolLM2.
+
+    The embedded model is instruction-tuned, so it also gets its chat template unless the
+    caller set `--apply_chat_template` themselves.
+    """
     from lm_eval_mlc.default_model import default_model_args
 
     args = list(argv)
@@ -39,6 +43,8 @@ def run_argv(argv: Sequence[str]) -> list[str]:
     model = _option_value(args, "--model")
     if model in EMBEDDED_MODELS and not _has_option(args, "--model_args"):
         args += ["--model_args", default_model_args()]
+        if not _has_option(args, "--apply_chat_template"):
+            args += ["--apply_chat_template"]
     return ["run", *args]
 
 

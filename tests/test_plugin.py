@@ -73,6 +73,7 @@ def test_run_defaults_to_hf_mlc_on_the_embedded_model(monkeypatch):
         "hf-mlc",
         "--model_args",
         "pretrained=X",
+        "--apply_chat_template",
     ]
     # Explicit choices are kept; a non-HF backend gets no embedded weights.
     assert cli.run_argv(["--model=vllm", "--tasks", "t"]) == ["run", "--model=vllm", "--tasks", "t"]

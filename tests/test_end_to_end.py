@@ -1,0 +1,74 @@
+"""Real runs: plain `lm_eval` with the plugin model, and Python `simple_evaluate` with stock `hf`.
+
+SmolLM2-135M-Instruct on CPU, a few docs of the real GoEmotions test split.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lm_eval_mlc.harness import HIGHER_IS_BETTER
+
+pytestmark = pytest.mark.slow
+
+LIMIT = 6
+
+
+def _check_task_results(task_results: dict) -> None:
+    for key in HIGHER_IS_BETTER:
+        value = task_results[f"{key},none"]
+        if key.startswith("align_"):
+            assert math.isnan(value), key  # GoEmotions split files carry no per-rater data
+        else:
+            assert 0.0 <= value <= 1.0, key
+    assert task_results["alias"] == "goemotions_ml"
+
+
+def test_plain_lm_eval_cli_runs_goemotions_ml_with_hf_mlc(tmp_path, data_dir, smollm2_args):
+    out = tmp_path / "out"
+    cmd = [
+        *(sys.executable, "-m", "lm_eval"),
+        *("--model", "hf-mlc", "--model_args", smollm2_args),
+        *("--tasks", "goemotions_ml", "--limit", str(LIMIT), "--num_fewshot", "2"),
+        *("--apply_chat_template", "--output_path", str(out), "--log_samples"),
+    ]
+    env = {**os.environ, "LM_EVAL_MLC_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "micro_f1" in proc.stdout  # the harness' results table
+
+    (results_file,) = out.glob("*/results_*.json")
+    results = json.loads(results_file.read_text())
+    _check_task_results(results["results"]["goemotions_ml"])
+    assert results["n-samples"]["goemotions_ml"]["effective"] == LIMIT
+
+    (samples_file,) = out.glob("*/samples_goemotions_ml_*.jsonl")
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    assert len(samples) == LIMIT
+    record = samples[0]["micro_f1"]
+    assert len(record["y_true"]) == len(record["y_pred"]) == 7
+    # The few-shot prompt went through the chat template and shows two demonstrations.
+    prompt = samples[0]["arguments"]["gen_args_0"]["arg_0"]
+    assert prompt.count("Comment:") == 3 and "<|im_start|>" in prompt
+
+
+def test_simple_evaluate_with_stock_hf_model_and_our_task_manager(data_dir, smollm2_args):
+    from lm_eval import simple_evaluate
+
+    from lm_eval_mlc.plugin import task_manager
+
+    results = simple_evaluate(
+        model="hf",
+        model_args=smollm2_args,
+        tasks=["goemotions_ml_ekman"],
+        limit=3,
+        device="cpu",
+        task_manager=task_manager(metadata={"data_dir": str(data_dir)}),
+    )
+    task = results["results"]["goemotions_ml_ekman"]
+    assert 0.0 <= task["micro_f1,none"] <= 1.0
+    assert 0.0 <= task["invalid_label_rate,none"] <= 1.0
