@@ -6,7 +6,9 @@ imported until lm-eval itself is. When lm-eval's modules load, the hook:
 
 * `lm_eval.models`      → registers `hf-mlc` as a lazy placeholder (imported on first use);
 * `lm_eval.tasks.manager` → makes every `TaskManager` also index this package's task YAMLs
-  (before any `--include_path`, so a user's own task of the same name still wins).
+  (before any `--include_path`, so a user's own task of the same name still wins);
+* `lm_eval.config.evaluate_config` → the CLI validates our tasks' data files right after
+  resolving task names, i.e. before the model is loaded (lm-eval loads data after the model).
 
 Switch it off with `LM_EVAL_MLC_AUTOLOAD=0`; then use `lm-eval-mlc run` or
 `--include_path $(lm-eval-mlc tasks-dir)` as with any external task folder.
@@ -36,9 +38,16 @@ def _patch_task_manager(module: ModuleType) -> None:
     add_task_paths(module.TaskManager)
 
 
+def _patch_evaluator_config(module: ModuleType) -> None:
+    from lm_eval_mlc.plugin import add_data_check
+
+    add_data_check(module.EvaluatorConfig)
+
+
 _POST_IMPORT: dict[str, Callable[[ModuleType], None]] = {
     "lm_eval.models": _patch_models,
     "lm_eval.tasks.manager": _patch_task_manager,
+    "lm_eval.config.evaluate_config": _patch_evaluator_config,
 }
 
 

@@ -51,14 +51,16 @@ def run_argv(argv: Sequence[str]) -> list[str]:
 def run(argv: Sequence[str]) -> None:
     """Run `lm_eval run` in this process with the plugin loaded."""
     from lm_eval import __main__ as lm_eval_main
-    from lm_eval.tasks import TaskManager
 
-    from lm_eval_mlc.plugin import add_task_paths, register_model
+    from lm_eval_mlc.data import DataValidationError
+    from lm_eval_mlc.plugin import activate
 
-    register_model()
-    add_task_paths(TaskManager)
+    activate()
     sys.argv = ["lm-eval-mlc", *run_argv(argv)]
-    lm_eval_main.cli_evaluate()
+    try:
+        lm_eval_main.cli_evaluate()
+    except DataValidationError as err:
+        sys.exit(f"lm-eval-mlc: error: {err}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -57,6 +57,50 @@ def register_model() -> None:
         model_registry.register(MODEL_NAME, target=MODEL_TARGET)
 
 
+def _is_ours(task_manager: Any, name: str) -> bool:
+    entry = task_manager.task_index.get(name)
+    path = getattr(entry, "yaml_path", None)
+    return path is not None and Path(TASKS_DIR).resolve() in Path(path).resolve().parents
+
+
+def check_task_data(task_names: Any, task_manager: Any) -> None:
+    """Build our selected tasks now, so a bad data file fails before any model is loaded.
+
+    lm-eval loads the model first and the data afterwards; our loaders validate whole files and
+    raise one `DataValidationError` naming every bad file, row and field.
+    """
+    names = [name for name in task_names or [] if isinstance(name, str)]
+    ours = [name for name in names if _is_ours(task_manager, name)]
+    if ours:
+        task_manager.load(ours)
+
+
+def add_data_check(evaluator_config_cls: type) -> None:
+    """Patch `EvaluatorConfig.process_tasks` (the CLI's task resolution) to run the data check."""
+    process_tasks = evaluator_config_cls.process_tasks
+    if getattr(process_tasks, "_lm_eval_mlc", False):
+        return
+
+    @functools.wraps(process_tasks)
+    def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        manager = process_tasks(self, *args, **kwargs)
+        check_task_data(self.tasks, manager)
+        return manager
+
+    wrapped._lm_eval_mlc = True  # type: ignore[attr-defined]
+    evaluator_config_cls.process_tasks = wrapped
+
+
+def activate() -> None:
+    """Everything the startup hook does, done now (for `lm-eval-mlc run` and Python users)."""
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+    from lm_eval.tasks import TaskManager
+
+    register_model()
+    add_task_paths(TaskManager)
+    add_data_check(EvaluatorConfig)
+
+
 def task_manager(include_path: Any = None, metadata: dict | None = None, **kwargs: Any):
     """A `lm_eval.tasks.TaskManager` that indexes lm-eval's tasks, ours and `include_path`."""
     from lm_eval.tasks import TaskManager

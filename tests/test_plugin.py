@@ -3,6 +3,7 @@
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,27 @@ def test_unknown_subcommand_is_a_one_line_error(capsys):
         cli.main(["nope"])
     assert exc.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_bad_data_fails_before_the_model_is_loaded(tmp_path):
+    # A copy of the small fixture with an empty text and an unknown label id in test.tsv.
+    fixture = Path(__file__).parent / "fixtures" / "goemotions_raw"
+    data = tmp_path / "goemotions"
+    shutil.copytree(fixture, data)
+    rows = (data / "test.tsv").read_text().splitlines()
+    rows[0] = "\t".join(["   ", *rows[0].split("\t")[1:]])
+    rows[1] = "\t".join([rows[1].split("\t")[0], "3,99", rows[1].split("\t")[2]])
+    (data / "test.tsv").write_text("\n".join(rows) + "\n")
+
+    cmd = [
+        *(sys.executable, "-m", "lm_eval", "--tasks", "goemotions_ml"),
+        # No such model: had the harness got as far as loading it, this would fail differently.
+        *("--model", "hf-mlc", "--model_args", f"pretrained={tmp_path / 'no-model'}"),
+    ]
+    env = {**os.environ, "LM_EVAL_MLC_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0
+    assert "DataValidationError" in proc.stderr
+    assert "test.tsv:1: field 'text'" in proc.stderr
+    assert "test.tsv:2: field 'labels'" in proc.stderr
+    assert "Initializing hf-mlc model" not in proc.stderr
