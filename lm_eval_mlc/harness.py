@@ -101,6 +101,16 @@ def brier(items: Sequence[Record]) -> float:
     return metrics.brier_score(_stack(items, "y_true"), _stack(items, "probs"))
 
 
+def roc_auc_micro(items: Sequence[Record]) -> float:
+    """ROC-AUC over all (doc, label) pairs; NaN when the gold pairs are all 0 or all 1."""
+    return metrics.roc_auc(_stack(items, "y_true"), _stack(items, "probs"), average="micro")
+
+
+def roc_auc_macro(items: Sequence[Record]) -> float:
+    """Mean per-label ROC-AUC over labels whose gold column is not constant."""
+    return metrics.roc_auc(_stack(items, "y_true"), _stack(items, "probs"), average="macro")
+
+
 def invalid_label_rate(items: Sequence[Record]) -> float:
     """Share of answer items that matched no label (0 when the model answered nothing)."""
     n_items = sum(item["n_items"] for item in items)
@@ -148,6 +158,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "ece": False,
     "ece_1bin": False,
     "brier": False,
+    "roc_auc_micro": True,
+    "roc_auc_macro": True,
     "align_mae": False,
     "align_brier": False,
     "align_bce": False,
