@@ -29,3 +29,13 @@ def smollm2_args() -> str:
         return default_model_args()
     except RuntimeError as err:
         pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def smollm2_lm(smollm2_args):
+    """One `hf-mlc` SmolLM2 instance shared by in-process runs (loading it takes ~20 s)."""
+    from lm_eval.utils import simple_parse_args_string
+
+    from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
+
+    return HFMultiLabelLM(**simple_parse_args_string(smollm2_args), device="cpu", batch_size=4)
