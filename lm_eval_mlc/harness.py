@@ -6,8 +6,11 @@ aggregation stacks the records into arrays and calls a pure function from
 :mod:`lm_eval_mlc.metrics`. Task YAMLs point at these with `!function`, so the tasks run on any
 generating model (`hf`, `vllm`, API models), not only on `hf-mlc`.
 
-Probabilities: with a plain text response they are the parsed set (0/1), so ECE and Brier
-measure the hard predictions; `hf-mlc` (next step) supplies real label probabilities.
+Each response reaches `process_results` through one strategy filter (`lm_eval_mlc.filters`):
+the `generated` view scores the parsed answer, whose probabilities are the parsed set (0/1), so
+ECE and Brier measure the hard predictions; the other views (from `hf-mlc` payloads) carry
+real P(label), thresholded into the predicted set. The `generated` view of a payload also yields
+per-step diagnostics (entropy, top-1 mass, suppression), aggregated over docs.
 """
 
 from __future__ import annotations
@@ -41,20 +44,82 @@ def doc_to_target(doc: Mapping[str, Any]) -> str:
     return json.dumps(list(doc["labels"]))
 
 
-def process_results(doc: Mapping[str, Any], results: Sequence[str]) -> dict[str, Record]:
-    """Parse the generation into a label set and build the doc's record for every metric."""
+def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]:
+    """The doc's record for every metric, plus step diagnostics, under one strategy view.
+
+    `results[0]` is a view from `StrategyFilter`, None when the response lacks that strategy
+    (no metrics then), or plain text when a task uses no strategy filters.
+    """
+    view = results[0]
+    if view is None:
+        return {}
+    if isinstance(view, str):
+        view = {"strategy": "generated", "text": view}
     names = list(doc["label_names"])
-    parsed = parse_labels(results[0], names)
-    y_pred = to_indicator(parsed.labels, names)
+    parsed = parse_labels(view["text"], names)
+    if "probs" in view:
+        probs = np.clip(np.nan_to_num(np.asarray(view["probs"], dtype=float)), 0.0, 1.0)
+        y_pred = (probs >= view["threshold"]).astype(int)
+    else:
+        y_pred = to_indicator(parsed.labels, names).astype(int)
+        probs = y_pred.astype(float)
     record: Record = {
         "y_true": to_indicator(doc["labels"], names).tolist(),
         "y_pred": y_pred.tolist(),
-        "probs": y_pred.astype(float).tolist(),
+        "probs": probs.tolist(),
         "annotator_probs": list(doc.get("annotator_probs") or []),
         "n_items": parsed.n_items,
         "n_invalid": len(parsed.invalid),
     }
-    return dict.fromkeys(METRIC_KEYS, record)
+    out: dict[str, Any] = dict.fromkeys(METRIC_KEYS, record)
+    if "steps" in view:
+        out |= step_diagnostics(view["steps"])
+        out["nonfinite_steps"] = view.get("nonfinite_steps", 0)
+    if "unexplored" in view:
+        out["marginal_unexplored"] = view["unexplored"]
+    return out
+
+
+def step_diagnostics(steps: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Per-doc summaries of the label steps (NaN where the doc has no generated label).
+
+    label_steps: labels generated; step_entropy / top1_mass: means over those steps;
+    first_step_entropy: at the first step (virtual if no label was generated);
+    top1_top2_ratio: median over steps; suppression_rate: share of steps (all but the last)
+    whose runner-up label is generated at a later step.
+    """
+    real = [step for step in steps if step["label"] is not None]
+    ratios = [step["top1_top2_ratio"] for step in real if step["top1_top2_ratio"] is not None]
+    earlier = real[:-1]
+    return {
+        "label_steps": float(len(real)),
+        "first_step_entropy": steps[0]["entropy_bits"] if steps else math.nan,
+        "step_entropy": _mean([step["entropy_bits"] for step in real]),
+        "top1_mass": _mean([step["top1"] for step in real]),
+        "top1_top2_ratio": float(np.median(ratios)) if ratios else math.nan,
+        "suppression_rate": _mean([float(step["runner_up_later"]) for step in earlier]),
+    }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def nanmean(items: Sequence[float]) -> float:
+    """Mean over docs that have a value (NaN when none has)."""
+    values = [v for v in items if not math.isnan(v)]
+    return _mean(values)
+
+
+def nanmedian(items: Sequence[float]) -> float:
+    """Median over docs that have a value (NaN when none has)."""
+    values = [v for v in items if not math.isnan(v)]
+    return float(np.median(values)) if values else math.nan
+
+
+def total(items: Sequence[float]) -> float:
+    """Sum over docs (counts such as non-finite steps)."""
+    return float(sum(items))
 
 
 def _stack(items: Sequence[Record], key: str) -> np.ndarray:

@@ -1,18 +1,322 @@
-"""`hf-mlc`: lm-eval's HF model, registered under our name for multi-label tasks.
+"""`hf-mlc`: lm-eval's HF model that also measures label probabilities while it generates.
 
 It keeps every argument of `HFLM` (`pretrained`, `gguf_file`, `dtype`, `device`, `batch_size`,
-chat templates, `parallelize`, `accelerate launch`). Generation is the stock greedy path today,
-so its results equal `--model hf`; per-step label distributions and marginal label
-probabilities are added on this class without changing how it is called.
+chat templates, `parallelize`, `accelerate launch`) and its greedy generation. For requests of a
+multi-label task (docs carrying `label_names`) the response is a JSON payload
+(`lm_eval_mlc.payload`) holding the generated text, the exact label distribution at every label
+step and each strategy's P(label); other requests get plain text, exactly as from `hf`.
+
+Cost: the prompt is prefilled once, by generation. All label steps of a doc are then scored in
+one extra forward over the label tries, reusing the generation's KV cache; the `marginal` tree
+search (opt-in) expands its frontier in batches over the same cache.
+
+Hand-over: the label set travels in the doc (lm-eval passes each request's doc to the model, and
+never to a backend), so the same task YAMLs run unchanged on `hf`, vLLM and API models, and the
+prompt that lists the labels keys the request cache. Options travel as `mlc_*` generation
+kwargs (part of the request-cache key), e.g. `--gen_kwargs mlc_strategies=all,mlc_top_p=0.95`;
+`hf-mlc` removes them before calling `generate()`.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import lm_eval.models  # noqa: F401  (register lm-eval's own models before ours; see plugin.py)
+import numpy as np
+import torch
+from lm_eval.api.instance import Instance
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
+from lm_eval.models.utils_hf import stop_sequences_criteria
+from tqdm import tqdm
+from transformers import DynamicCache
+
+from lm_eval_mlc.label_spans import UNQUOTED_CLOSERS, LabelSpan, label_spans
+from lm_eval_mlc.models.label_scoring import LabelStep, score_label_steps
+from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
+from lm_eval_mlc.payload import dump_payload
+from lm_eval_mlc.step_distributions import STEP_STRATEGIES, step_records, step_strategies
+
+logger = logging.getLogger(__name__)
+
+ALL_STRATEGIES = ("generated", *STEP_STRATEGIES, "marginal")
+DEFAULT_STRATEGIES = ("generated", *STEP_STRATEGIES)
+
+
+@dataclass(frozen=True)
+class MlcOptions:
+    """Options of the label measurements, from `mlc_*` generation kwargs."""
+
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    top_p: float = 0.99
+    eps: float = 0.01
+    max_new_tokens: int = 20
+    threshold: float = 0.5
+    tree_batch_size: int = 64
+
+    @classmethod
+    def pop_from(cls, gen_kwargs: dict[str, Any]) -> MlcOptions:
+        """Remove every `mlc_*` key from `gen_kwargs` and parse them (clear error if unknown)."""
+        raw = {k[4:]: gen_kwargs.pop(k) for k in [k for k in gen_kwargs if k.startswith("mlc_")]}
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"Expected mlc_* generation kwargs among "
+                f"{sorted('mlc_' + f for f in cls.__dataclass_fields__)}, but got "
+                f"{sorted('mlc_' + k for k in unknown)}."
+            )
+        if "strategies" in raw:
+            raw["strategies"] = _parse_strategies(raw["strategies"])
+        kwargs = {k: type(getattr(cls(), k))(v) for k, v in raw.items() if k != "strategies"}
+        return cls(**kwargs, **({"strategies": raw["strategies"]} if "strategies" in raw else {}))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+def _parse_strategies(value: Any) -> tuple[str, ...]:
+    names = value if isinstance(value, (list, tuple)) else str(value).replace("|", ",").split(",")
+    names = [n.strip() for n in names if n.strip()]
+    if names == ["all"]:
+        return ALL_STRATEGIES
+    bad = [n for n in names if n not in ALL_STRATEGIES]
+    if bad:
+        raise ValueError(f"Expected mlc_strategies among {ALL_STRATEGIES} or 'all', but got {bad}.")
+    return tuple(dict.fromkeys(["generated", *names]))
 
 
 @register_model("hf-mlc")
 class HFMultiLabelLM(HFLM):
-    """Hugging Face causal LM for multi-label classification tasks."""
+    """Hugging Face causal LM that returns label-probability payloads for multi-label tasks."""
+
+    _token_text: list[str] | None = None
+    _terminator_masks: dict[str, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ harness entry point
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        """Greedy generation, batched by identical generation kwargs, longest prompts first."""
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            groups[repr(sorted(req.args[1].items()))].append(i)
+        results: list[str | None] = [None] * len(requests)
+        batch_size = self.batch_size if isinstance(self.batch_size, int) else 1
+        pbar = tqdm(
+            total=len(requests),
+            disable=disable_tqdm or self.rank != 0,
+            desc="Running generate_until requests (hf-mlc)",
+        )
+        for indices in groups.values():
+            indices.sort(key=lambda i: -len(self.tok_encode(requests[i].args[0])))
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                texts = self._generate_batch([requests[i] for i in chunk])
+                for i, text in zip(chunk, texts, strict=True):
+                    results[i] = text
+                    self.cache_hook.add_partial("generate_until", requests[i].args, text)
+                pbar.update(len(chunk))
+        pbar.close()
+        return results  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ one batch
+    def _generate_batch(self, requests: Sequence[Instance]) -> list[str]:
+        gen_kwargs = dict(requests[0].args[1])
+        options = MlcOptions.pop_from(gen_kwargs)
+        kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
+        max_gen_toks = kwargs.pop("max_gen_toks")
+        kwargs.pop("max_length", None)
+        if not kwargs.get("do_sample"):
+            kwargs.pop("temperature", None)
+            kwargs["do_sample"] = False
+
+        contexts = [req.args[0] for req in requests]
+        context_enc, attn = self.tok_batch_encode(
+            contexts, left_truncate_len=self.max_length - max_gen_toks, truncation=self.truncation
+        )
+        context_enc, attn = context_enc.to(self.device), attn.to(self.device)
+        ctx_len = context_enc.shape[1]
+        with torch.no_grad():
+            out = self.model.generate(
+                input_ids=context_enc,
+                attention_mask=attn,
+                max_length=ctx_len + max_gen_toks,
+                stopping_criteria=stop_sequences_criteria(
+                    self.tokenizer, until, ctx_len, context_enc.shape[0]
+                ),
+                pad_token_id=self.tokenizer.pad_token_id,
+                use_cache=True,
+                return_dict_in_generate=True,
+                output_logits=True,
+                **kwargs,
+            )
+        logprobs = torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1)  # (B, T, V)
+        texts = []
+        for row, req in enumerate(requests):
+            gen_ids = out.sequences[row, ctx_len:].tolist()
+            text, n_tokens = self._cut(gen_ids, until)
+            names = (req.doc or {}).get("label_names") if isinstance(req.doc, dict) else None
+            if not names:
+                texts.append(text)
+                continue
+            pad = int((attn[row] == 0).sum())
+            payload = self._measure(
+                row_cache=_row_cache(out.past_key_values, row, len(requests)),
+                pad=pad,
+                ctx_len=ctx_len,
+                gen_ids=gen_ids[:n_tokens],
+                logprobs=logprobs[row, :n_tokens],
+                text=text,
+                label_names=list(names),
+                options=options,
+                until=until,
+            )
+            texts.append(dump_payload(payload))
+        return texts
+
+    def _cut(self, gen_ids: list[int], until: Sequence[str]) -> tuple[str, int]:
+        """The answer text cut at the first stop string, and how many tokens it spans."""
+        full = self.tok_decode(gen_ids, skip_special_tokens=False)
+        cut = min((full.find(s) for s in until if s and s in full), default=len(full))
+        n_tokens = len(gen_ids)
+        while n_tokens > 0 and len(self.tok_decode(gen_ids[: n_tokens - 1], False)) >= cut:
+            n_tokens -= 1
+        return full[:cut], n_tokens
+
+    # ------------------------------------------------------------------ measurements
+    def _measure(
+        self,
+        *,
+        row_cache: object,
+        pad: int,
+        ctx_len: int,
+        gen_ids: list[int],
+        logprobs: torch.Tensor,
+        text: str,
+        label_names: list[str],
+        options: MlcOptions,
+        until: Sequence[str],
+    ) -> dict[str, Any]:
+        nonfinite = int((~torch.isfinite(logprobs)).any(dim=-1).sum())
+        offsets = [len(self.tok_decode(gen_ids[:i], False)) for i in range(len(gen_ids) + 1)]
+        spans = label_spans(text, label_names) or _virtual_span(text)
+        steps, step_labels, token_indices, path_logp = [], [], [], []
+        chosen = [lp[t].item() for lp, t in zip(logprobs, gen_ids, strict=True)]
+        for span in spans:
+            t = max(i for i in range(len(gen_ids)) if offsets[i] <= span.start)
+            lead = text[offsets[t] : span.start] + (span.quote if span.label < 0 else "")
+            sequences = [
+                self.tok_encode(lead + name, add_special_tokens=False) for name in label_names
+            ]
+            steps.append(
+                LabelStep(
+                    boundary=ctx_len + t,
+                    position=ctx_len + t - pad,
+                    prefix_logprobs=logprobs[t],
+                    sequences=sequences,
+                    terminators=self._terminators(span.quote),
+                )
+            )
+            step_labels.append(span.label)
+            token_indices.append(t)
+            path_logp.append(float(sum(chosen[:t])))
+        with torch.no_grad():
+            complete, first = score_label_steps(self.model, row_cache, pad, steps)
+        complete = np.nan_to_num(complete, nan=-np.inf)
+        firsts = [seq[0] for seq in steps[0].sequences] if steps else []
+        strategies = step_strategies(complete, step_labels, path_logp, len(label_names))
+        payload: dict[str, Any] = {
+            "text": text,
+            "labels": label_names,
+            "steps": step_records(complete, first, step_labels, token_indices, firsts, label_names),
+            "strategies": {k: v for k, v in strategies.items() if k in options.strategies},
+            "options": options.as_dict(),
+            "nonfinite_steps": nonfinite,
+        }
+        if "marginal" in options.strategies and logprobs.shape[0] > 0:
+            result = self._marginal(
+                row_cache, pad, ctx_len, logprobs[0], label_names, until, options
+            )
+            payload["strategies"]["marginal"] = np.clip(result.probs, 0, 1).tolist()
+            payload["marginal_unexplored"] = result.unexplored
+        return payload
+
+    def _marginal(self, cache, pad, ctx_len, root_logprobs, label_names, until, options):
+        token_text = self._vocab_text()
+        variants = [
+            {tuple(self.tok_encode(v + name, add_special_tokens=False)) for v in ("", " ")}
+            for name in label_names
+        ]
+        detector = LabelDetector([sorted(v) for v in variants], token_text)
+        stop_ids = {self.eot_token_id}
+        stops = [s for s in until if s]
+
+        def is_final(path: Sequence[int]) -> bool:
+            if path[-1] in stop_ids:
+                return True
+            tail = "".join(token_text[t] for t in path[-8:])
+            return any(s in tail for s in stops)
+
+        prompt_allowed = torch.zeros(ctx_len, dtype=torch.bool)
+        prompt_allowed[pad:ctx_len] = True
+        # Keep only the prompt of the generation cache: the search starts at the first token.
+        extra = int(cache.get_seq_length()) - ctx_len
+        if extra > 0:
+            cache.crop(-extra)
+        expander = cached_expander(
+            self.model, cache, prompt_allowed, ctx_len - pad, options.tree_batch_size
+        )
+        with torch.no_grad():
+            return tree_marginal(
+                root_logprobs,
+                expander,
+                detector,
+                len(label_names),
+                is_final=is_final,
+                top_p=options.top_p,
+                eps=options.eps,
+                max_new_tokens=options.max_new_tokens,
+            )
+
+    def _vocab_text(self) -> list[str]:
+        """Decoded text of every token id (cached; ids past the tokenizer decode to '')."""
+        if self._token_text is None:
+            size = self.model.get_output_embeddings().weight.shape[0]
+            n = len(self.tokenizer)
+            texts = self.tokenizer.batch_decode([[i] for i in range(min(n, size))])
+            self._token_text = texts + [""] * (size - len(texts))
+        return self._token_text
+
+    def _terminators(self, quote: str) -> torch.Tensor:
+        """Tokens that end a label: the closing quote, or a delimiter/bracket/EOS if unquoted."""
+        if self._terminator_masks is None:
+            self._terminator_masks = {}
+        if quote not in self._terminator_masks:
+            closers = quote or UNQUOTED_CLOSERS
+            text = self._vocab_text()
+            mask = torch.tensor([t[:1] != "" and t[:1] in closers for t in text])
+            if not quote:
+                mask[self.eot_token_id] = True
+            self._terminator_masks[quote] = mask
+        return self._terminator_masks[quote]
+
+
+def _virtual_span(text: str) -> list[LabelSpan]:
+    """Where a first label would have started when none was generated (after '['), if any."""
+    bracket = text.find("[")
+    return [LabelSpan(bracket + 1, -1, '"')] if bracket >= 0 else []
+
+
+def _row_cache(cache: DynamicCache, row: int, batch: int) -> DynamicCache:
+    """Batch-size-1 copy of one row of a generation cache (the cache itself when batch is 1)."""
+    if batch == 1:
+        return cache
+    single = DynamicCache()
+    for layer_idx, layer in enumerate(cache.layers):
+        single.update(layer.keys[row : row + 1], layer.values[row : row + 1], layer_idx)
+    return single

@@ -1,0 +1,177 @@
+"""P(label appears anywhere in the output), by searching the tree of continuations.
+
+From the prompt, every continuation is expanded breadth-first with nucleus (`top_p`) and
+path-probability (`eps`) pruning until EOS, a stop string or `max_new_tokens`. A completed
+path adds its probability to every label it contains (each label once per path); labels are
+detected by exact token-sequence matching. Mass cut by pruning is reported as `unexplored`, so
+the true marginal of each label lies in [probs, probs + unexplored].
+
+The search is independent of how a node's next-token distribution is computed: `expand`
+receives the frontier and returns one log-prob vector per node. `hf-mlc` expands the frontier
+in batches with tree attention over one KV cache (`cached_expander`); the benchmark plugs in
+the straightforward one-uncached-forward-per-node expander to check both give the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lm_eval_mlc.models.tree_attention import tree_forward
+
+OPENERS = frozenset("\"[,' \n")
+TERMINATORS = frozenset("\"],'\n")
+
+
+@dataclass
+class Node:
+    """A path of generated tokens and its probability; `cache_index` once it has been fed."""
+
+    tokens: tuple[int, ...]
+    prob: float
+    parent: Node | None = None
+    cache_index: int = -1
+
+
+@dataclass(frozen=True)
+class MarginalResult:
+    probs: np.ndarray  # (n_labels,) lower bound of P(label appears)
+    unexplored: float  # probability mass the pruning left unexplored
+    n_expanded: int  # nodes whose next-token distribution was computed
+
+
+class LabelDetector:
+    """Finds labels in a token path by exact token-sequence matching.
+
+    A label matches where one of its token sequences occurs, the token before it ends with an
+    opener (quote, bracket, comma, space) or it starts the path, and the token after it starts
+    with a terminator (quote, bracket, comma, newline) or the path ends there.
+    """
+
+    def __init__(self, variants: Sequence[Sequence[Sequence[int]]], token_text: Sequence[str]):
+        self._variants = [[tuple(v) for v in label] for label in variants]
+        self._text = token_text
+
+    def labels_in(self, path: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        n = len(path)
+        for label, variants in enumerate(self._variants):
+            for seq in variants:
+                m = len(seq)
+                for i in range(n - m + 1):
+                    if tuple(path[i : i + m]) != seq:
+                        continue
+                    before = i == 0 or self._text[path[i - 1]][-1:] in OPENERS
+                    after = i + m == n or self._text[path[i + m]][:1] in TERMINATORS
+                    if before and after:
+                        found.add(label)
+                        break
+                if label in found:
+                    break
+        return found
+
+
+Expander = Callable[[Sequence[Node]], Sequence[torch.Tensor]]
+
+
+def tree_marginal(
+    root_logprobs: torch.Tensor,
+    expand: Expander,
+    detector: LabelDetector,
+    n_labels: int,
+    *,
+    is_final: Callable[[Sequence[int]], bool],
+    top_p: float,
+    eps: float,
+    max_new_tokens: int,
+) -> MarginalResult:
+    """Breadth-first search of continuations; `is_final(path)` says the path has stopped."""
+    probs = np.zeros(n_labels)
+    unexplored = 0.0
+    n_expanded = 0
+    pending: list[tuple[Node, torch.Tensor]] = [(Node((), 1.0), root_logprobs)]
+    while pending:
+        frontier: list[Node] = []
+        for node, logprobs in pending:
+            children, cut = _children(node, logprobs, top_p, eps)
+            unexplored += cut
+            for child in children:
+                if len(child.tokens) >= max_new_tokens or is_final(child.tokens):
+                    for label in detector.labels_in(child.tokens):
+                        probs[label] += child.prob
+                else:
+                    frontier.append(child)
+        if not frontier:
+            break
+        pending = list(zip(frontier, expand(frontier), strict=True))
+        n_expanded += len(frontier)
+    return MarginalResult(probs=probs, unexplored=unexplored, n_expanded=n_expanded)
+
+
+def _children(
+    node: Node, logprobs: torch.Tensor, top_p: float, eps: float
+) -> tuple[list[Node], float]:
+    """Children kept by nucleus and eps pruning, and the probability mass cut."""
+    p = torch.exp(logprobs.double())
+    sorted_p, order = torch.sort(p, descending=True)
+    if top_p >= 1:
+        n_keep = int((sorted_p > 0).sum())
+    else:  # the smallest prefix whose mass reaches top_p
+        cum = torch.cumsum(sorted_p, 0)
+        n_keep = min(
+            int(torch.searchsorted(cum, torch.tensor([top_p], dtype=cum.dtype))) + 1, len(p)
+        )
+    children = []
+    kept = 0.0
+    for prob, token in zip(sorted_p[:n_keep].tolist(), order[:n_keep].tolist(), strict=True):
+        path_prob = node.prob * prob
+        if path_prob < eps or path_prob == 0.0:
+            break  # sorted: every later child is smaller
+        children.append(Node(node.tokens + (token,), path_prob, parent=node))
+        kept += path_prob
+    return children, max(node.prob - kept, 0.0)
+
+
+def cached_expander(
+    model: torch.nn.Module,
+    cache: object,
+    prompt_allowed: torch.Tensor,
+    first_position: int,
+    batch_size: int,
+) -> Expander:
+    """Expander feeding each frontier node's last token after its cached ancestors.
+
+    `prompt_allowed` (cache_len,) marks the prompt's cache positions; `first_position` is the
+    position id of the first generated token. Nodes are fed `batch_size` at a time, appended to
+    `cache` (batch size 1) and remembered by `cache_index`, so a child reuses its ancestors' KV.
+    """
+
+    def expand(frontier: Sequence[Node]) -> list[torch.Tensor]:
+        out: list[torch.Tensor] = []
+        for start in range(0, len(frontier), batch_size):
+            chunk = frontier[start : start + batch_size]
+            cache_len = int(cache.get_seq_length())
+            allowed = torch.zeros(len(chunk), cache_len, dtype=torch.bool)
+            allowed[:, : prompt_allowed.numel()] = prompt_allowed
+            for row, node in enumerate(chunk):
+                ancestor = node.parent
+                while ancestor is not None and ancestor.cache_index >= 0:
+                    allowed[row, ancestor.cache_index] = True
+                    ancestor = ancestor.parent
+            logits, _ = tree_forward(
+                model,
+                cache,
+                [node.tokens[-1] for node in chunk],
+                [-1] * len(chunk),
+                [first_position + len(node.tokens) - 1 for node in chunk],
+                allowed,
+            )
+            for row, node in enumerate(chunk):
+                node.cache_index = cache_len + row
+            out += list(torch.log_softmax(logits, dim=-1).cpu())
+        return out
+
+    return expand
