@@ -1,10 +1,13 @@
 """P(label appears anywhere in the output), by searching the tree of continuations.
 
 From the prompt, every continuation is expanded breadth-first with nucleus (`top_p`) and
-path-probability (`eps`) pruning until EOS, a stop string or `max_new_tokens`. A completed
-path adds its probability to every label it contains (each label once per path); labels are
-detected by exact token-sequence matching. Mass cut by pruning is reported as `unexplored`, so
-the true marginal of each label lies in [probs, probs + unexplored].
+path-probability (`eps`) pruning until EOS, a stop string or `max_new_tokens`. Labels are
+detected by exact token-sequence matching as soon as they are complete (the token after them
+ends them, or the path ends); the node's probability, which is the total of every path through
+it, is then credited to the label once per path. Crediting at detection rather than at path end
+gives the same value without pruning and keeps labels found early on paths later pruned. Mass cut
+by pruning is reported as `unexplored`: each label's true marginal lies in
+[probs, probs + unexplored].
 
 The search is independent of how a node's next-token distribution is computed: `expand`
 receives the frontier and returns one log-prob vector per node. `hf-mlc` expands the frontier
@@ -34,6 +37,7 @@ class Node:
     prob: float
     parent: Node | None = None
     cache_index: int = -1
+    found: frozenset[int] = frozenset()  # labels already complete on this path
 
 
 @dataclass(frozen=True)
@@ -56,20 +60,28 @@ class LabelDetector:
         self._text = token_text
 
     def labels_in(self, path: Sequence[int]) -> set[int]:
-        found: set[int] = set()
+        """Every label occurring in a finished path."""
+        return {label for end in range(1, len(path) + 1) for label in self._ending_at(path, end)}
+
+    def completed(self, path: Sequence[int], final: bool) -> set[int]:
+        """Labels that the path's last token completes: it terminates them, or the path ends."""
+        found = self._ending_at(path, len(path) - 1)
+        return found | self._ending_at(path, len(path)) if final else found
+
+    def _ending_at(self, path: Sequence[int], end: int) -> set[int]:
+        """Labels whose tokens occupy path[start:end] with an opener before, terminator after."""
         n = len(path)
+        after = end == n or (end < n and self._text[path[end]][:1] in TERMINATORS)
+        if not after or end <= 0:
+            return set()
+        found = set()
         for label, variants in enumerate(self._variants):
             for seq in variants:
-                m = len(seq)
-                for i in range(n - m + 1):
-                    if tuple(path[i : i + m]) != seq:
-                        continue
-                    before = i == 0 or self._text[path[i - 1]][-1:] in OPENERS
-                    after = i + m == n or self._text[path[i + m]][:1] in TERMINATORS
-                    if before and after:
-                        found.add(label)
-                        break
-                if label in found:
+                start = end - len(seq)
+                if start < 0 or tuple(path[start:end]) != seq:
+                    continue
+                if start == 0 or self._text[path[start - 1]][-1:] in OPENERS:
+                    found.add(label)
                     break
         return found
 
@@ -99,10 +111,12 @@ def tree_marginal(
             children, cut = _children(node, logprobs, top_p, eps)
             unexplored += cut
             for child in children:
-                if len(child.tokens) >= max_new_tokens or is_final(child.tokens):
-                    for label in detector.labels_in(child.tokens):
-                        probs[label] += child.prob
-                else:
+                final = len(child.tokens) >= max_new_tokens or is_final(child.tokens)
+                new = detector.completed(child.tokens, final) - node.found
+                for label in new:
+                    probs[label] += child.prob
+                child.found = node.found | new
+                if not final:
                     frontier.append(child)
         if not frontier:
             break
