@@ -81,12 +81,58 @@ def main(argv: Sequence[str] | None = None) -> None:
         add_help=False,
     )
     sub.add_parser("tasks-dir", help="print the folder holding this plugin's task YAMLs")
+    rules = sub.add_parser(
+        "rules",
+        help="fit the uncertainty decision rules on a validation run, report them on a test run",
+        description="Fit prob/entropy/logtoku thresholds on VALIDATION (an hf-mlc run with "
+        '--metadata \'{"eval_split": "validation"}\' --log_samples) and apply them to TEST.',
+    )
+    rules.add_argument("--validation", required=True, help="output folder of the validation run")
+    rules.add_argument("--test", required=True, help="output folder of the test run")
+    rules.add_argument("--task", default="goemotions_ml")
+    rules.add_argument("--output", help="write the report as JSON here (atomically)")
     if argv[:1] == ["run"]:
         run(argv[1:])
         return
     args = parser.parse_args(argv)
     if args.command == "tasks-dir":
         print(TASKS_DIR)
+    elif args.command == "rules":
+        _rules(args)
+
+
+def _rules(args: argparse.Namespace) -> None:
+    import json
+
+    from lm_eval_mlc.rules_report import fit_and_report
+    from lm_eval_mlc.runs import load_samples
+
+    try:
+        report = fit_and_report(
+            load_samples(args.validation, args.task), load_samples(args.test, args.task)
+        )
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"lm-eval-mlc rules: error: {err}")
+    print(f"{'rule':<9}{'threshold':>10}{'micro_f1':>10}{'macro_f1':>10}{'2-label':>9}")
+    for rule, row in report.items():
+        print(
+            f"{rule:<9}{row['threshold']:>10.4g}{row['micro_f1']:>10.4f}"
+            f"{row['macro_f1']:>10.4f}{row['two_label_rate']:>9.2f}"
+        )
+    if args.output:
+        _write_atomic(args.output, json.dumps(report, indent=2))
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves half a file."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Schema (version 1)::
                 "probs": [...],                   # exact P(label complete) for every label
                 "none": 0.1,                      # 1 - sum(probs): stop, none, or off-label
                 "first_token_probs": [...],       # softmax over label first tokens (the study)
+                "first_token_logits": [...],      # raw logits of those tokens (LogTokU)
                 "entropy_bits": 0.4, "top1": 0.9, "top1_top2_ratio": 30.0,
                 "runner_up": "anger", "runner_up_later": true}],
      "strategies": {"first_step": [...], "max_over_steps": [...], "conditional": [...],

@@ -45,12 +45,16 @@ def first_token_renormalised(first_logp: np.ndarray, first_tokens: Sequence[int]
 def step_records(
     complete_logp: np.ndarray,
     first_logp: np.ndarray,
+    first_logits: np.ndarray,
     step_labels: Sequence[int],
     token_indices: Sequence[int],
     first_tokens: Sequence[int],
     label_names: Sequence[str],
 ) -> list[dict[str, Any]]:
-    """JSON-ready description of every step: distribution, none mass, spikiness, suppression."""
+    """JSON-ready description of every step: distribution, none mass, spikiness, suppression.
+
+    `first_logits[k, l]` is the raw logit of label l's first token (for logit-evidence rules).
+    """
     records = []
     generated = [label for label in step_labels if label >= 0]
     for k, label in enumerate(step_labels):
@@ -66,6 +70,7 @@ def step_records(
                 "probs": probs.tolist(),
                 "none": none,
                 "first_token_probs": first_token_renormalised(first_logp[k], first_tokens).tolist(),
+                "first_token_logits": np.asarray(first_logits[k], dtype=float).tolist(),
                 "entropy_bits": entropy_bits(np.append(probs, none)),
                 "top1": top1,
                 "top1_top2_ratio": top1 / top2 if top2 > 0 else None,

@@ -184,7 +184,7 @@ def test_step_strategies_and_records_on_a_hand_example():
     np.testing.assert_allclose(out["joint"], [0.9 * 0.6, 0.5 * 0.7, 0.0])
     assert step_strategies(np.zeros((0, 3)), [], [], 3)["max_over_steps"] == [0.0, 0.0, 0.0]
 
-    records = step_records(complete, complete, [0, 1], [1, 4], [11, 12, 13], names)
+    records = step_records(complete, complete, complete, [0, 1], [1, 4], [11, 12, 13], names)
     assert records[0]["none"] == pytest.approx(0.05)
     assert records[0]["runner_up"] == "anger" and records[0]["runner_up_later"] is True
     assert records[1]["runner_up"] == "fear" and records[1]["runner_up_later"] is False

@@ -155,7 +155,8 @@ class HFMultiLabelLM(HFLM):
                 output_logits=True,
                 **kwargs,
             )
-        logprobs = torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1)  # (B, T, V)
+        logits = torch.stack(out.logits, dim=1).float()  # (B, T, V)
+        logprobs = torch.log_softmax(logits, dim=-1)
         texts = []
         for row, req in enumerate(requests):
             gen_ids = out.sequences[row, ctx_len:].tolist()
@@ -170,6 +171,7 @@ class HFMultiLabelLM(HFLM):
                 pad=pad,
                 ctx_len=ctx_len,
                 gen_ids=gen_ids[:n_tokens],
+                logits=logits[row, :n_tokens],
                 logprobs=logprobs[row, :n_tokens],
                 text=text,
                 label_names=list(names),
@@ -196,6 +198,7 @@ class HFMultiLabelLM(HFLM):
         pad: int,
         ctx_len: int,
         gen_ids: list[int],
+        logits: torch.Tensor,
         logprobs: torch.Tensor,
         text: str,
         label_names: list[str],
@@ -205,7 +208,7 @@ class HFMultiLabelLM(HFLM):
         nonfinite = int((~torch.isfinite(logprobs)).any(dim=-1).sum())
         offsets = [len(self.tok_decode(gen_ids[:i], False)) for i in range(len(gen_ids) + 1)]
         spans = label_spans(text, label_names) or _virtual_span(text)
-        steps, step_labels, token_indices, path_logp = [], [], [], []
+        steps, step_labels, token_indices, path_logp, first_logits = [], [], [], [], []
         chosen = [lp[t].item() for lp, t in zip(logprobs, gen_ids, strict=True)]
         for span in spans:
             t = max(i for i in range(len(gen_ids)) if offsets[i] <= span.start)
@@ -222,6 +225,7 @@ class HFMultiLabelLM(HFLM):
                     terminators=self._terminators(span.quote),
                 )
             )
+            first_logits.append([logits[t, seq[0]].item() for seq in sequences])
             step_labels.append(span.label)
             token_indices.append(t)
             path_logp.append(float(sum(chosen[:t])))
@@ -233,7 +237,15 @@ class HFMultiLabelLM(HFLM):
         payload: dict[str, Any] = {
             "text": text,
             "labels": label_names,
-            "steps": step_records(complete, first, step_labels, token_indices, firsts, label_names),
+            "steps": step_records(
+                complete,
+                first,
+                np.array(first_logits),
+                step_labels,
+                token_indices,
+                firsts,
+                label_names,
+            ),  # fmt: skip
             "strategies": {k: v for k, v in strategies.items() if k in options.strategies},
             "options": options.as_dict(),
             "nonfinite_steps": nonfinite,

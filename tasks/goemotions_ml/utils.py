@@ -4,10 +4,13 @@ from typing import Any
 
 import datasets
 
-from lm_eval_mlc.data import with_label_names
+from lm_eval_mlc.data import with_eval_split, with_label_names
 from lm_eval_mlc.data.goemotions import label_names, load_goemotions
 
 
-def load_dataset(scheme: str = "clusters", **kwargs: Any) -> datasets.DatasetDict:
+def load_dataset(
+    scheme: str = "clusters", eval_split: str | None = None, **kwargs: Any
+) -> datasets.DatasetDict:
     """GoEmotions for one label scheme, each doc carrying the label names its prompt lists."""
-    return with_label_names(load_goemotions(scheme=scheme, **kwargs), label_names(scheme))
+    data = with_label_names(load_goemotions(scheme=scheme, **kwargs), label_names(scheme))
+    return with_eval_split(data, eval_split)
