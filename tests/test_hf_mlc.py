@@ -161,3 +161,31 @@ def test_strategy_views_of_plain_text_and_payloads():
     assert strategy_view(payload, "first_step")["probs"] == [0.7]
     assert strategy_view(payload, "marginal") is None
     assert strategy_view(payload, "generated")["text"] == '["joy"]'
+
+
+def test_use_cache_stores_payloads_and_a_rerun_computes_nothing(
+    smollm2_lm, data_dir, tmp_path, monkeypatch
+):
+    from lm_eval import simple_evaluate
+
+    from lm_eval_mlc.plugin import task_manager
+
+    def run():
+        out = simple_evaluate(
+            model=smollm2_lm, tasks=["goemotions_ml"], limit=2, num_fewshot=1,
+            use_cache=str(tmp_path / "cache"), log_samples=True,
+            task_manager=task_manager(metadata={"data_dir": str(data_dir)}),
+        )  # fmt: skip
+        return out["results"]["goemotions_ml"], out["samples"]["goemotions_ml"]
+
+    first, samples = run()
+    assert load_payload(samples[0]["resps"][0][0]) is not None
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the cached run called the model")
+
+    monkeypatch.setattr(smollm2_lm, "_generate_batch", must_not_run)
+    second, _ = run()
+    assert {k: v for k, v in second.items() if "alias" not in k} == pytest.approx(
+        {k: v for k, v in first.items() if "alias" not in k}, nan_ok=True
+    )
