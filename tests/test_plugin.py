@@ -43,7 +43,12 @@ def test_startup_hook_registers_model_and_tasks_in_a_fresh_interpreter():
     found = _probe()
     assert found["hf"] == "HFLM"  # lm-eval's own models still resolve
     assert found["hf_mlc"] is True
-    assert set(found["tasks"]) == {"goemotions_ml", "goemotions_ml_full", "goemotions_ml_ekman"}
+    assert set(found["tasks"]) == {
+        "goemotions_ml",
+        "goemotions_ml_full",
+        "goemotions_ml_ekman",
+        "goemotions_ml_unary",
+    }
 
 
 def test_startup_hook_can_be_switched_off():

@@ -1,0 +1,84 @@
+"""Unary prompting: one yes/no question per label, scored from log-likelihoods.
+
+The `*_unary` tasks ask, for each label, whether it is reasonable for the text, and read
+P(yes | label) from the model's log-likelihoods, so they run on any backend that gives
+log-likelihoods (`hf`, `hf-mlc`, vLLM, `local-completions`). They are lm-eval
+`multiple_choice` tasks with one context (instructions + text + question) shared by all labels
+and two continuations per label, `" <label>? Yes"` and `" <label>? No"`. The label tokens are
+a common prefix of both continuations, so they cancel::
+
+    ll_yes - ll_no = log P(Yes | ctx, label?) - log P(No | ctx, label?)
+    P(yes | label) = sigmoid(ll_yes - ll_no) = P(Yes) / (P(Yes) + P(No))
+
+(renormalised over the two answers). Every request of a doc starts with the same context, so a
+backend with prefix caching computes it once per doc.
+
+`process_results` turns the 2 x n_labels results into the same per-doc record as
+:func:`lm_eval_mlc.harness.process_results` (predicted set: P(yes) >= 0.5), so the same
+aggregations apply. `invalid_label_rate` has no meaning here and is not reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+
+from lm_eval_mlc.harness import METRIC_KEYS
+from lm_eval_mlc.label_parsing import to_indicator
+
+ANSWERS = ("Yes", "No")
+THRESHOLD = 0.5
+
+#: The metrics a unary task reports (the generative ones minus invalid_label_rate).
+UNARY_METRIC_KEYS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if k != "invalid_label_rate")
+
+
+def doc_to_choice(doc: Mapping[str, Any]) -> list[str]:
+    """`"<label>? Yes"`, `"<label>? No"` for every label, in label-set order."""
+    return [f"{name}? {answer}" for name in doc["label_names"] for answer in ANSWERS]
+
+
+def doc_to_target(doc: Mapping[str, Any]) -> str:
+    """One answered question about the doc, shown when it is a few-shot demonstration.
+
+    A doc with gold labels shows one of them with "Yes" on about half of the docs and a label
+    it lacks with "No" otherwise (picked by a hash of the id, so runs are reproducible); a doc
+    without labels, or with all of them, shows the one answer it can.
+    """
+    names = list(doc["label_names"])
+    gold = [name for name in names if name in set(doc["labels"])]
+    other = [name for name in names if name not in set(doc["labels"])]
+    pick = int(hashlib.sha256(str(doc["id"]).encode("utf-8")).hexdigest(), 16)
+    if gold and (not other or pick % 2 == 0):
+        return f"{gold[pick // 2 % len(gold)]}? {ANSWERS[0]}"
+    return f"{other[pick // 2 % len(other)]}? {ANSWERS[1]}"
+
+
+def yes_probabilities(loglikelihoods: Sequence[float]) -> np.ndarray:
+    """P(yes) per label from the (yes, no) log-likelihood pairs, in `doc_to_choice` order."""
+    pairs = np.asarray(loglikelihoods, dtype=float).reshape(-1, 2)
+    return expit(pairs[:, 0] - pairs[:, 1])
+
+
+def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]:
+    """The doc's record for every metric; `results` are (loglikelihood, is_greedy) per choice."""
+    names = list(doc["label_names"])
+    if len(results) != 2 * len(names):
+        raise ValueError(
+            f"Expected {2 * len(names)} log-likelihoods (yes and no per label), "
+            f"but got {len(results)}."
+        )
+    probs = yes_probabilities([ll for ll, _ in results])
+    record = {
+        "y_true": to_indicator(doc["labels"], names).tolist(),
+        "y_pred": (probs >= THRESHOLD).astype(int).tolist(),
+        "probs": probs.tolist(),
+        "annotator_probs": list(doc.get("annotator_probs") or []),
+        "n_items": 0,
+        "n_invalid": 0,
+    }
+    return dict.fromkeys(UNARY_METRIC_KEYS, record)
