@@ -58,9 +58,13 @@ def register_model() -> None:
 
 
 def _is_ours(task_manager: Any, name: str) -> bool:
+    """A task or group of this package, or a user's task built on our loaders (its template)."""
     entry = task_manager.task_index.get(name)
     path = getattr(entry, "yaml_path", None)
-    return path is not None and Path(TASKS_DIR).resolve() in Path(path).resolve().parents
+    if path is not None and Path(TASKS_DIR).resolve() in Path(path).resolve().parents:
+        return True
+    cfg = getattr(entry, "cfg", None) or {}
+    return "lm_eval_mlc." in str(cfg.get("custom_dataset", ""))
 
 
 def check_task_data(task_names: Any, task_manager: Any) -> None:
