@@ -1,0 +1,282 @@
+"""A leaderboard over runs: one row per model x task x strategy filter, with bootstrap CIs.
+
+Point values come from each results JSON; 95% intervals from resampling the docs in the samples
+file written beside it (`lm_eval_mlc.bootstrap`). Runs whose task versions, `--limit`, shot
+count or doc count differ are flagged, in each row of that task and in `warnings`.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tqdm.auto import tqdm
+
+from lm_eval_mlc.bootstrap import aggregation_for, bootstrap_ci
+from lm_eval_mlc.runs import RunResults, filter_sort_key, load_run, metric_sort_key, read_samples
+
+Format = Literal["md", "csv", "html"]
+FORMATS: tuple[str, ...] = ("md", "csv", "html")
+
+
+@dataclass
+class Row:
+    model: str
+    task: str
+    filter: str
+    n_docs: int | None
+    values: dict[str, float]
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Leaderboard:
+    metrics: list[str]
+    rows: list[Row]
+    warnings: list[str]
+    level: float = 0.95
+
+
+def build_leaderboard(
+    runs: list[str | Path],
+    *,
+    metrics: list[str],
+    sort: str | None = None,
+    n_draws: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    progress: bool = True,
+) -> Leaderboard:
+    """Read every run (folder or results JSON), compute intervals, sort best first by `sort`.
+
+    Rows are grouped by task; within a task `sort` (default: the first metric) orders them best
+    first by its direction, NaN last.
+    Raises FileNotFoundError / ValueError naming a missing or broken file.
+    """
+    if not metrics:
+        raise ValueError("Expected at least one metric in `metrics`, but got none.")
+    sort = sort or metrics[0]
+    if sort not in metrics:
+        raise ValueError(f"Expected `sort` to be one of {metrics}, but got '{sort}'.")
+    results = [result for run in runs for result in load_run(run)]
+    reported = {m for result in results for task in result.tasks for m, _ in result.metrics(task)}
+    unknown = [m for m in metrics if m not in reported]
+    if unknown:
+        raise ValueError(
+            f"Expected metrics the runs report, but got {unknown}; "
+            f"they report: {', '.join(sorted(reported, key=metric_sort_key))}."
+        )
+    names = _model_names(results)
+    differing = _mismatches(results, names)
+    warnings = [
+        f"task {task}: {setting} differs between runs ({seen})"
+        for task, settings in differing.items()
+        for setting, seen in settings.items()
+    ]
+    rows: list[Row] = []
+    jobs = []
+    for result in results:
+        for task in result.tasks:
+            values = result.metrics(task)
+            filters = sorted({f for (m, f) in values if m in metrics}, key=filter_sort_key)
+            samples_path = result.samples_path(task)
+            if samples_path is None and filters:
+                warnings.append(
+                    f"{result.path}: no samples file for {task} (run with --log_samples); "
+                    "no confidence intervals."
+                )
+            samples = read_samples(samples_path) if samples_path else {}
+            for filter_name in filters:
+                row = Row(
+                    model=names[result.path],
+                    task=task,
+                    filter=filter_name,
+                    n_docs=len(samples.get(filter_name, [])) or result.n_samples(task),
+                    values={m: values.get((m, filter_name), math.nan) for m in metrics},
+                )
+                rows.append(row)
+                config = (result.data.get("configs") or {}).get(task)
+                for metric in metrics:
+                    items = [s[metric] for s in samples.get(filter_name, []) if metric in s]
+                    if items:
+                        jobs.append((row, metric, items, aggregation_for(metric, config)))
+    total = len(jobs) * n_draws
+    with tqdm(total=total, desc="bootstrap", unit="draw", disable=not progress) as bar:
+        for row, metric, items, aggregate in jobs:
+            row.ci[metric] = bootstrap_ci(
+                items, aggregate, n_draws=n_draws, level=level, seed=seed, progress=bar
+            )
+    for row in rows:
+        if row.task in differing:
+            row.flags.append(", ".join(differing[row.task]) + " differ between runs")
+    rows.sort(key=lambda r: _sort_key(r, sort, results[0].higher_is_better))
+    return Leaderboard(metrics=list(metrics), rows=rows, warnings=warnings, level=level)
+
+
+def _sort_key(row: Row, metric: str, direction: Callable[[str, str], bool | None]) -> tuple:
+    """Within each task: best first by `metric`'s direction, NaN last, then model and filter."""
+    value = row.values.get(metric, math.nan)
+    rank = (
+        math.inf
+        if math.isnan(value)
+        else -value
+        if direction(row.task, metric) is not False
+        else value
+    )
+    return (row.task, rank, row.model, filter_sort_key(row.filter))
+
+
+def _model_names(results: list[RunResults]) -> dict[Path, str]:
+    """Model names, with the run folder added where two runs share a model name."""
+    counts = Counter(result.model for result in results)
+    names = {}
+    for result in results:
+        name = result.model
+        if counts[name] > 1:
+            name = f"{name} [{_run_folder(result)}]"
+        names[result.path] = name
+    return names
+
+
+def _run_folder(result: RunResults) -> str:
+    # <output_path>/<model_name_sanitized>/results_*.json: the output folder names the run.
+    return result.path.parent.parent.name or str(result.path.parent)
+
+
+def _mismatches(results: list[RunResults], names: dict[Path, str]) -> dict[str, dict[str, str]]:
+    """task -> setting -> "value in runs; ..." for every setting whose value differs."""
+    by_task: dict[str, dict[str, dict[str, list[str]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for result in results:
+        shots = result.data.get("n-shot") or {}
+        for task in result.tasks:
+            settings = {
+                "version": result.version(task),
+                "--limit": result.limit,
+                "num_fewshot": shots.get(task),
+                "docs": result.n_samples(task),
+            }
+            for setting, value in settings.items():
+                by_task[task][setting][repr(value)].append(names[result.path])
+    out: dict[str, dict[str, str]] = {}
+    for task, settings in sorted(by_task.items()):
+        for setting, values in settings.items():
+            if len(values) > 1:
+                seen = "; ".join(f"{v} in {', '.join(who)}" for v, who in values.items())
+                out.setdefault(task, {})[setting] = seen
+    return out
+
+
+def _fmt(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.3f}"
+
+
+def _cell(row: Row, metric: str) -> str:
+    value = _fmt(row.values[metric])
+    low, high = row.ci.get(metric, (math.nan, math.nan))
+    if math.isnan(low):
+        return value
+    return f"{value} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def _header(board: Leaderboard) -> list[str]:
+    return ["model", "task", "filter", "n", *board.metrics, "flags"]
+
+
+def _cells(board: Leaderboard, row: Row) -> list[str]:
+    n = "" if row.n_docs is None else str(row.n_docs)
+    metrics = [_cell(row, m) for m in board.metrics]
+    return [row.model, row.task, row.filter, n, *metrics, "; ".join(row.flags)]
+
+
+def to_markdown(board: Leaderboard) -> str:
+    head = _header(board)
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---:" if h == "n" or h in board.metrics else "---" for h in head) + "|",
+    ]
+    for row in board.rows:
+        cells = [c.replace("|", "\\|") for c in _cells(board, row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(f"Values with {board.level:.0%} bootstrap intervals over docs in brackets.")
+    if board.warnings:
+        lines += ["", "**Warnings**", ""] + [f"- {w}" for w in board.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(board: Leaderboard) -> str:
+    """One column per metric plus `<metric>_ci_low` / `<metric>_ci_high`, full precision."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    metric_cols = [c for m in board.metrics for c in (m, f"{m}_ci_low", f"{m}_ci_high")]
+    writer.writerow(["model", "task", "filter", "n", *metric_cols, "flags"])
+    for row in board.rows:
+        values = []
+        for metric in board.metrics:
+            low, high = row.ci.get(metric, (math.nan, math.nan))
+            values += [_csv_num(row.values[metric]), _csv_num(low), _csv_num(high)]
+        n = "" if row.n_docs is None else row.n_docs
+        writer.writerow([row.model, row.task, row.filter, n, *values, "; ".join(row.flags)])
+    return buffer.getvalue()
+
+
+def _csv_num(value: float) -> str:
+    return "" if math.isnan(value) else repr(value)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 14px; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
+th { background: #f4f4f4; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td .ci { color: #777; font-size: 12px; }
+tr.flagged td { background: #fff6e0; }
+.warnings { background: #fff6e0; border-left: 4px solid #e0a000; padding: .5em 1em; }
+"""
+
+
+def to_html(board: Leaderboard) -> str:
+    """A self-contained page (inline CSS, no scripts or external files)."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in _header(board))
+    body = []
+    for row in board.rows:
+        cells = [f"<td>{esc(row.model)}</td>", f"<td>{esc(row.task)}</td>"]
+        cells.append(f"<td>{esc(row.filter)}</td>")
+        cells.append(f'<td class="num">{"" if row.n_docs is None else row.n_docs}</td>')
+        for metric in board.metrics:
+            low, high = row.ci.get(metric, (math.nan, math.nan))
+            ci = "" if math.isnan(low) else f' <span class="ci">[{_fmt(low)}, {_fmt(high)}]</span>'
+            cells.append(f'<td class="num">{_fmt(row.values[metric])}{ci}</td>')
+        cells.append(f"<td>{esc('; '.join(row.flags))}</td>")
+        css = ' class="flagged"' if row.flags else ""
+        body.append(f"<tr{css}>" + "".join(cells) + "</tr>")
+    warnings = ""
+    if board.warnings:
+        items = "".join(f"<li>{esc(w)}</li>" for w in board.warnings)
+        warnings = f'<div class="warnings"><strong>Warnings</strong><ul>{items}</ul></div>'
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>lm-eval-mlc leaderboard</title><style>{_CSS}</style></head><body>"
+        "<h1>lm-eval-mlc leaderboard</h1>"
+        f"<p>Values with {board.level:.0%} bootstrap intervals over docs in brackets.</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f"{warnings}</body></html>\n"
+    )
+
+
+def render(board: Leaderboard, fmt: Format) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"Expected `format` to be one of {FORMATS}, but got '{fmt}'.")
+    return {"md": to_markdown, "csv": to_csv, "html": to_html}[fmt](board)
