@@ -14,7 +14,6 @@ import json
 import logging
 import operator
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +24,19 @@ import numpy as np
 import pyarrow as pa
 
 from lm_eval_mlc.data._errors import DataProblem, DataValidationError
+from lm_eval_mlc.data._local import (
+    DATA_DIR_ENV,
+    id_list_path,
+    lines,
+    read_id_list,
+    resolve_data_dir,
+)
 
 logger = logging.getLogger(__name__)
 
 Scheme = Literal["clusters", "full", "ekman"]
 
 HUB_PATH = "google-research-datasets/go_emotions"
-DATA_DIR_ENV = "LM_EVAL_MLC_DATA_DIR"
 
 #: The 28 GoEmotions classes; a label id is an index into this tuple (emotions.txt order).
 EMOTIONS: tuple[str, ...] = (
@@ -73,8 +78,6 @@ _RATER_COLUMNS = ("id", "rater_id", "example_very_unclear", *EMOTIONS)
 _SPLIT_COLUMNS = ("text", "labels", "id")
 _BINARY = frozenset({"0", "1"})
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
-# A bare id-list name (looked up in paper_id_lists/); anything else is a path.
-_LIST_NAME = re.compile(r"[\w-]+")
 
 _FEATURES = datasets.Features(
     {
@@ -117,8 +120,10 @@ def load_goemotions(
     Raises `DataValidationError` listing every problem found in the data.
     """
     membership = _membership(scheme)
-    ge_dir = _resolve_dir(data_dir)
-    list_path = None if id_subset is None else _id_list_path(id_subset, ge_dir)
+    ge_dir = resolve_data_dir(
+        data_dir, folder="goemotions", required=_REQUIRED_FILES, name="GoEmotions"
+    )
+    list_path = None if id_subset is None else id_list_path(id_subset, ge_dir)
     if ge_dir is None:
         splits, raters, problems = _read_hub(annotators)
     else:
@@ -132,7 +137,8 @@ def load_goemotions(
         problems += _check_raters(table)
     subset: list[str] = []
     if list_path is not None:
-        subset, list_problems = _read_id_list(list_path, splits.values())
+        known = {doc_id for split in splits.values() for doc_id in split.ids}
+        subset, list_problems = read_id_list(list_path, known)
         problems += list_problems
     if problems:
         raise DataValidationError(problems)
@@ -333,51 +339,6 @@ def _build_docs(
 # --- id subsets ------------------------------------------------------------------------------
 
 
-def _id_list_path(id_subset: str, ge_dir: Path | None) -> Path:
-    """A bare name (letters, digits, '_', '-') is a list in paper_id_lists/; else a path."""
-    if _LIST_NAME.fullmatch(id_subset):
-        if ge_dir is None:
-            raise ValueError(
-                f"id_subset {id_subset!r} names a list in paper_id_lists/, which needs local "
-                f"data (data_dir or ${DATA_DIR_ENV}); with Hub data pass the path of an id "
-                "list file instead"
-            )
-        lists_dir = ge_dir / "paper_id_lists"
-        path = lists_dir / f"{id_subset}.txt"
-        if not path.is_file():
-            available = sorted(p.stem for p in lists_dir.glob("*.txt"))
-            raise FileNotFoundError(
-                f"no id list {path}; lists in {lists_dir}: {', '.join(available) or 'none'}"
-            )
-        return path
-    path = Path(id_subset).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"id_subset file {path} does not exist")
-    return path
-
-
-def _read_id_list(path: Path, splits: Iterable[_SplitRows]) -> tuple[list[str], list[DataProblem]]:
-    """Ids in list order (blank lines skipped); unknown and repeated ids are problems."""
-    all_ids = {doc_id for split in splits for doc_id in split.ids}
-    ids: list[str] = []
-    first_row: dict[str, int] = {}
-    problems: list[DataProblem] = []
-    for row, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        doc_id = line.strip()
-        if not doc_id:
-            continue
-        if doc_id not in all_ids:
-            message = f"id '{doc_id}' is not in train, validation or test"
-            problems.append(DataProblem(str(path), row, "id", message))
-        elif doc_id in first_row:
-            message = f"id '{doc_id}' repeated (first on line {first_row[doc_id]})"
-            problems.append(DataProblem(str(path), row, "id", message))
-        else:
-            first_row[doc_id] = row
-            ids.append(doc_id)
-    return ids, problems
-
-
 def _apply_subset(splits: dict[str, _SplitRows], ids: list[str]) -> dict[str, _SplitRows]:
     """`test` := the listed ids in list order; `validation` drops them; `train` is unchanged."""
     found: dict[str, tuple[_SplitRows, int]] = {}
@@ -408,26 +369,6 @@ def _pick(source: str, picks: Iterable[tuple[_SplitRows, int]]) -> _SplitRows:
 # --- local files -----------------------------------------------------------------------------
 
 
-def _resolve_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
-    """The GoEmotions folder to read, or None for the Hub."""
-    origin = "data_dir"
-    if not data_dir:  # None, or "" from a task config
-        data_dir, origin = os.environ.get(DATA_DIR_ENV), f"${DATA_DIR_ENV}"
-    if not data_dir:
-        return None
-    root = Path(data_dir).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"GoEmotions data dir {root} (from {origin}) does not exist")
-    ge_dir = root / "goemotions" if (root / "goemotions").is_dir() else root
-    missing = [name for name in _REQUIRED_FILES if not (ge_dir / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"GoEmotions data dir {ge_dir} (from {origin}) lacks {', '.join(missing)}; expected "
-            f"{', '.join(_REQUIRED_FILES)} in the folder itself or in its goemotions/ subfolder"
-        )
-    return ge_dir
-
-
 def _read_local(
     ge_dir: Path, scheme: str, annotators: bool
 ) -> tuple[dict[str, _SplitRows], list[_RaterRows], list[DataProblem]]:
@@ -450,20 +391,12 @@ def _read_local(
     return splits, raters, problems
 
 
-def _lines(path: Path) -> list[str]:
-    """Lines split on '\\n' only (Reddit text holds other Unicode line breaks), '\\r' removed."""
-    lines = path.read_text(encoding="utf-8").split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
-
-
 def _read_split_tsv(path: Path) -> tuple[_SplitRows, list[DataProblem]]:
     """A headerless `text<TAB>label ids<TAB>id` file; text is unquoted and may hold quotes."""
     source = str(path)
     split = _SplitRows(source, [], [], [], [])
     problems: list[DataProblem] = []
-    for row, line in enumerate(_lines(path), start=1):
+    for row, line in enumerate(lines(path), start=1):
         fields = line.split("\t")
         if len(fields) != 3:
             message = f"expected 3 tab-separated fields (text, labels, id), got {len(fields)}"
@@ -497,7 +430,7 @@ def _parse_label_ids(
 def _check_emotions_file(path: Path) -> list[DataProblem]:
     """emotions.txt must list the 28 GoEmotions names in release order (label id = line - 1)."""
     source = str(path)
-    names = [line.strip() for line in _lines(path)]
+    names = [line.strip() for line in lines(path)]
     problems: list[DataProblem] = []
     if len(names) != len(EMOTIONS):
         message = f"expected {len(EMOTIONS)} emotion names, one per line; found {len(names)}"
