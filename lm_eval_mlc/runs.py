@@ -31,21 +31,10 @@ def load_samples(
 ) -> list[dict[str, Any]]:
     """Logged samples of one task and filter, in doc order."""
     path = samples_file(run, task)
-    samples = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            sample = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(
-                f"{path}:{line_no}: not a JSON line ({err.msg}); is the file cut off?"
-            ) from None
-        if sample.get("filter", filter_name) == filter_name:
-            samples.append(sample)
+    samples = read_samples(path).get(filter_name)
     if not samples:
         raise ValueError(f"{path}: no samples with filter '{filter_name}'.")
-    return sorted(samples, key=lambda s: s["doc_id"])
+    return samples
 
 
 def read_samples(path: str | Path) -> dict[str, list[dict[str, Any]]]:
