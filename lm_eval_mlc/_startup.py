@@ -8,7 +8,8 @@ imported until lm-eval itself is. When lm-eval's modules load, the hook:
 * `lm_eval.tasks.manager` → makes every `TaskManager` also index this package's task YAMLs
   (before any `--include_path`, so a user's own task of the same name still wins);
 * `lm_eval.config.evaluate_config` → the CLI validates our tasks' data files right after
-  resolving task names, i.e. before the model is loaded (lm-eval loads data after the model).
+  resolving task names, i.e. before the model is loaded (lm-eval loads data after the model);
+* `lm_eval.api.model`   → `--use_cache` keeps each model's responses apart (`cache_key`).
 
 Switch it off with `LM_EVAL_MLC_AUTOLOAD=0`; then use `lm-eval-mlc run` or
 `--include_path $(lm-eval-mlc tasks-dir)` as with any external task folder.
@@ -44,10 +45,17 @@ def _patch_evaluator_config(module: ModuleType) -> None:
     add_data_check(module.EvaluatorConfig)
 
 
+def _patch_caching_lm(module: ModuleType) -> None:
+    from lm_eval_mlc.cache_key import key_cache_by_model
+
+    key_cache_by_model(module.CachingLM)
+
+
 _POST_IMPORT: dict[str, Callable[[ModuleType], None]] = {
     "lm_eval.models": _patch_models,
     "lm_eval.tasks.manager": _patch_task_manager,
     "lm_eval.config.evaluate_config": _patch_evaluator_config,
+    "lm_eval.api.model": _patch_caching_lm,
 }
 
 

@@ -97,12 +97,16 @@ def add_data_check(evaluator_config_cls: type) -> None:
 
 def activate() -> None:
     """Everything the startup hook does, done now (for `lm-eval-mlc run` and Python users)."""
+    from lm_eval.api.model import CachingLM
     from lm_eval.config.evaluate_config import EvaluatorConfig
     from lm_eval.tasks import TaskManager
+
+    from lm_eval_mlc.cache_key import key_cache_by_model
 
     register_model()
     add_task_paths(TaskManager)
     add_data_check(EvaluatorConfig)
+    key_cache_by_model(CachingLM)
 
 
 def task_manager(include_path: Any = None, metadata: dict | None = None, **kwargs: Any):

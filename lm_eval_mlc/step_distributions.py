@@ -33,12 +33,15 @@ def first_token_renormalised(first_logp: np.ndarray, first_tokens: Sequence[int]
     """The study's estimate: softmax over the distinct first tokens of the labels.
 
     Labels sharing a first token get the same value, which is why it cannot tell
-    "disappointment" from "disgust"; kept for fidelity with published numbers.
+    "disappointment" from "disgust"; kept for fidelity with published numbers. All zeros when
+    every first token has log-probability -inf: there is no mass to renormalise.
     """
     unique = {}
     for lp, token in zip(first_logp, first_tokens, strict=True):
         unique[token] = lp
     norm = np.logaddexp.reduce(np.array(list(unique.values())))
+    if norm == -np.inf:
+        return np.zeros(len(first_logp))
     return np.exp(np.asarray(first_logp) - norm)
 
 

@@ -17,14 +17,17 @@ BCE_EPS = 1e-6
 def _js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Base-2 Jensen-Shannon divergence between the rows of `p` and `q`, each renormalised.
 
-    Equals `scipy.spatial.distance.jensenshannon(p, q, base=2) ** 2`, computed without the
-    square root, which turns rounding noise below 0 into NaN for near-identical rows.
+    Equals `scipy.spatial.distance.jensenshannon(p, q, base=2) ** 2` where SciPy is finite.
+    SciPy's square root turns rounding noise below 0 into NaN for near-identical rows, and its
+    M = (P + Q) / 2 underflows to 0 beside the smallest subnormal, giving inf; here each term
+    P ln(P / M) is written as rel_entr(2P, P + Q) / 2, whose ratio never exceeds 2, and the
+    result is clipped to [0, 1] against rounding.
     """
     p = p / p.sum(axis=1, keepdims=True)
     q = q / q.sum(axis=1, keepdims=True)
-    m = (p + q) / 2
-    js = (rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)) / (2 * np.log(2))
-    return np.maximum(js, 0.0)
+    s = p + q
+    js = (rel_entr(2 * p, s).sum(axis=1) + rel_entr(2 * q, s).sum(axis=1)) / (4 * np.log(2))
+    return np.clip(js, 0.0, 1.0)
 
 
 def alignment_scores(probs: ArrayLike, annotator_probs: ArrayLike) -> dict[str, float]:

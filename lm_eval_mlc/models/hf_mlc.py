@@ -110,20 +110,29 @@ class HFMultiLabelLM(HFLM):
             disable=disable_tqdm or self.rank != 0,
             desc="Running generate_until requests (hf-mlc)",
         )
+        truncated = 0
         for indices in groups.values():
             indices.sort(key=lambda i: -len(self.tok_encode(requests[i].args[0])))
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                texts = self._generate_batch([requests[i] for i in chunk])
+                texts, n_truncated = self._generate_batch([requests[i] for i in chunk])
+                truncated += n_truncated
                 for i, text in zip(chunk, texts, strict=True):
                     results[i] = text
                     self.cache_hook.add_partial("generate_until", requests[i].args, text)
                 pbar.update(len(chunk))
         pbar.close()
+        if truncated:
+            logger.warning(
+                f"hf-mlc: {truncated} of {len(requests)} prompts were longer than the model's "
+                f"context (max_length {self.max_length}, less the room kept for generation and "
+                "label scoring) and were truncated from the left; their start is lost."
+            )
         return results  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ one batch
-    def _generate_batch(self, requests: Sequence[Instance]) -> list[str]:
+    def _generate_batch(self, requests: Sequence[Instance]) -> tuple[list[str], int]:
+        """Payloads (or plain text) of one batch, and how many of its prompts were truncated."""
         gen_kwargs = dict(requests[0].args[1])
         options = MlcOptions.pop_from(gen_kwargs)
         kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
@@ -136,9 +145,10 @@ class HFMultiLabelLM(HFLM):
             kwargs["do_sample"] = False
 
         contexts = [req.args[0] for req in requests]
-        context_enc, attn = self.tok_batch_encode(
-            contexts, left_truncate_len=self.max_length - max_gen_toks, truncation=self.truncation
-        )
+        context_enc, attn = self.tok_batch_encode(contexts, truncation=self.truncation)
+        keep = self._prompt_room(requests, max_gen_toks, options)
+        n_truncated = int((attn.sum(dim=1) > keep).sum())
+        context_enc, attn = context_enc[:, -keep:], attn[:, -keep:]
         context_enc, attn = context_enc.to(self.device), attn.to(self.device)
         ctx_len = context_enc.shape[1]
         with torch.no_grad():
@@ -161,7 +171,7 @@ class HFMultiLabelLM(HFLM):
         for row, req in enumerate(requests):
             gen_ids = out.sequences[row, ctx_len:].tolist()
             text, n_tokens = self._cut(gen_ids, until)
-            names = (req.doc or {}).get("label_names") if isinstance(req.doc, dict) else None
+            names = _label_names(req)
             if not names:
                 texts.append(text)
                 continue
@@ -179,7 +189,32 @@ class HFMultiLabelLM(HFLM):
                 until=until,
             )
             texts.append(dump_payload(payload))
-        return texts
+        return texts, n_truncated
+
+    def _prompt_room(
+        self, requests: Sequence[Instance], max_gen_toks: int, options: MlcOptions
+    ) -> int:
+        """Prompt tokens that fit: the context less generation and label-scoring positions.
+
+        Label tries extend past the generated tokens by up to a label's length, and the
+        `marginal` search by up to `mlc_max_new_tokens`; keeping their positions inside
+        `max_length` avoids index errors in models with learned position embeddings.
+        """
+        names = {n for req in requests for n in _label_names(req) or ()}
+        label_room = max(
+            (len(self.tok_encode(' "' + n, add_special_tokens=False)) for n in names), default=0
+        )
+        after = max_gen_toks + label_room + 1
+        if names and "marginal" in options.strategies:
+            after = max(after, options.max_new_tokens + label_room + 1)
+        keep = self.max_length - after
+        if keep < 1:
+            raise ValueError(
+                f"hf-mlc: max_length {self.max_length} leaves no room for the prompt after "
+                f"{max_gen_toks} generated tokens and {label_room} label tokens; lower "
+                "max_gen_toks or raise max_length."
+            )
+        return keep
 
     def _cut(self, gen_ids: list[int], until: Sequence[str]) -> tuple[str, int]:
         """The answer text cut at the first stop string, and how many tokens it spans."""
@@ -205,7 +240,12 @@ class HFMultiLabelLM(HFLM):
         options: MlcOptions,
         until: Sequence[str],
     ) -> dict[str, Any]:
-        nonfinite = int((~torch.isfinite(logprobs)).any(dim=-1).sum())
+        # A broken checkpoint's NaN/inf logits: count the steps, then read NaN log-probs as
+        # -inf (no mass) and non-finite raw logits as 0 (no evidence), so every probability
+        # stays finite and in [0, 1] and the payload stays valid JSON.
+        nonfinite = int((~torch.isfinite(logits)).any(dim=-1).sum())
+        logprobs = torch.nan_to_num(logprobs, nan=-torch.inf)
+        logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
         offsets = [len(self.tok_decode(gen_ids[:i], False)) for i in range(len(gen_ids) + 1)]
         spans = label_spans(text, label_names) or _virtual_span(text)
         steps, step_labels, token_indices, path_logp, first_logits = [], [], [], [], []
@@ -231,7 +271,7 @@ class HFMultiLabelLM(HFLM):
             path_logp.append(float(sum(chosen[:t])))
         with torch.no_grad():
             complete, first = score_label_steps(self.model, row_cache, pad, steps)
-        complete = np.nan_to_num(complete, nan=-np.inf)
+        complete, first = np.nan_to_num(complete, nan=-np.inf), np.nan_to_num(first, nan=-np.inf)
         firsts = [seq[0] for seq in steps[0].sequences] if steps else []
         strategies = step_strategies(complete, step_labels, path_logp, len(label_names))
         payload: dict[str, Any] = {
@@ -316,6 +356,12 @@ class HFMultiLabelLM(HFLM):
                 mask[self.eot_token_id] = True
             self._terminator_masks[quote] = mask
         return self._terminator_masks[quote]
+
+
+def _label_names(request: Instance) -> list[str] | None:
+    """The label set the doc of a request carries (None: not a multi-label request)."""
+    doc = request.doc
+    return doc.get("label_names") if isinstance(doc, dict) else None
 
 
 def _virtual_span(text: str) -> list[LabelSpan]:

@@ -129,7 +129,7 @@ def _children(
     node: Node, logprobs: torch.Tensor, top_p: float, eps: float
 ) -> tuple[list[Node], float]:
     """Children kept by nucleus and eps pruning, and the probability mass cut."""
-    p = torch.exp(logprobs.double())
+    p = torch.nan_to_num(torch.exp(logprobs.double()), nan=0.0)  # NaN logits: no mass
     sorted_p, order = torch.sort(p, descending=True)
     if top_p >= 1:
         n_keep = int((sorted_p > 0).sum())

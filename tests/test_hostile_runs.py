@@ -1,0 +1,180 @@
+"""`hf-mlc` under hostile conditions: broken checkpoints, prompts past the context, a shared cache.
+
+Tiny random checkpoints (`tiny_model_dir`) keep these fast. Where a test needs the model to
+write labels, its generation is *scripted*: the answer tokens are forced, but every logit and
+the KV cache still come from the model's own forward pass, as in `generate()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from transformers import DynamicCache
+
+from lm_eval_mlc import harness
+from lm_eval_mlc.cache_key import model_fingerprint, table_name
+from lm_eval_mlc.filters import strategy_view
+from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
+from lm_eval_mlc.payload import load_payload
+
+NAMES = ["admiration", "amusement", "disappointment", "nervousness", "joy"]
+ANSWER = ' ["disappointment", "nervousness"]'
+FIXTURE = Path(__file__).parent / "fixtures" / "goemotions_raw"
+GEN = {"until": ["\n\n"], "max_gen_toks": 16, "do_sample": False}
+
+
+def _lm(path, batch_size: int = 2) -> HFMultiLabelLM:
+    return HFMultiLabelLM(
+        pretrained=str(path), device="cpu", batch_size=batch_size, dtype="float32"
+    )
+
+
+def _requests(contexts, gen_kwargs=GEN) -> list[Instance]:
+    doc = {"label_names": NAMES}
+    return [
+        Instance("generate_until", doc, (context, dict(gen_kwargs)), i)
+        for i, context in enumerate(contexts)
+    ]
+
+
+def _script(lm: HFMultiLabelLM, answer: str = ANSWER) -> None:
+    """Make `lm.model.generate` write `answer` (then stop), with the model's own logits/cache."""
+    model, script = lm.model, lm.tok_encode(answer, add_special_tokens=False)
+
+    def generate(input_ids, attention_mask, max_length, **kwargs):
+        batch, ctx_len = input_ids.shape
+        n = min(len(script), max_length - ctx_len)
+        ids = torch.cat([input_ids, torch.tensor([script[:n]] * batch)], dim=1)
+        mask = torch.cat([attention_mask, torch.ones(batch, n, dtype=attention_mask.dtype)], 1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(
+            input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+            past_key_values=DynamicCache(), use_cache=True,
+        )  # fmt: skip
+        logits = tuple(out.logits[:, ctx_len - 1 + i] for i in range(n))
+        return SimpleNamespace(sequences=ids, logits=logits, past_key_values=out.past_key_values)
+
+    model.generate = generate
+
+
+def _check_finite_payload(payload: dict) -> None:
+    for name, probs in payload["strategies"].items():
+        assert all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in probs), name
+    for step in payload["steps"]:
+        assert all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in step["probs"])
+
+
+# --- context overflow -------------------------------------------------------------------------
+
+
+def test_prompts_past_the_context_are_left_truncated_with_one_warning(tiny_model_dir, caplog):
+    """GPT-2 has learned positions: a label scored past `n_positions` would be an IndexError."""
+    lm = _lm(tiny_model_dir("gpt2", positions=96), batch_size=2)
+    answer = ' ["joy"]'  # a short label last: the longer labels scored there reach further
+    _script(lm, answer)
+    long = "Comment: " + "so very long and winding " * 60 + "\nEmotions:"
+    contexts = [long, "Comment: short\nEmotions:", long + " again"]
+    n_answer = len(lm.tok_encode(answer, add_special_tokens=False))
+    gen = {**GEN, "max_gen_toks": n_answer}  # generation fills its whole budget
+    with caplog.at_level(logging.WARNING):
+        responses = lm.generate_until(_requests(contexts, gen))
+    payloads = [load_payload(r) for r in responses]
+    assert [p["text"] for p in payloads] == [answer] * 3
+    for payload in payloads:
+        assert [s["label"] for s in payload["steps"]] == ["joy"]
+        _check_finite_payload(payload)
+    warnings = [r.getMessage() for r in caplog.records if "truncated from the left" in r.message]
+    assert len(warnings) == 1 and warnings[0].startswith("hf-mlc: 2 of 3 prompts")
+    assert not any("Left truncation applied" in r.getMessage() for r in caplog.records)
+
+
+def test_no_room_for_the_prompt_is_a_clear_error(tiny_model_dir):
+    lm = _lm(tiny_model_dir("gpt2", positions=96))
+    with pytest.raises(ValueError, match="max_length 96 leaves no room for the prompt"):
+        lm.generate_until(_requests(["Comment: hi"], {**GEN, "max_gen_toks": 90}))
+
+
+# --- broken checkpoints -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("poison", [math.nan, math.inf])
+def test_nonfinite_logits_are_counted_and_probabilities_stay_finite(tiny_model_dir, poison):
+    """A checkpoint with NaN/inf in its output layer: counted, never NaN probabilities."""
+    lm = _lm(tiny_model_dir("llama", seed=3))
+    with torch.no_grad():
+        lm.model.lm_head.weight[100] = poison  # every logit row now has a NaN/inf entry
+    _script(lm)
+    gen = {**GEN, "mlc_strategies": "all", "mlc_eps": 0.05}
+    (response,) = lm.generate_until(_requests(["Comment: hi\nEmotions:"], gen))
+    payload = load_payload(response)  # also proves the payload is valid JSON (no NaN)
+    n_tokens = len(lm.tok_encode(ANSWER, add_special_tokens=False))
+    assert payload["nonfinite_steps"] == n_tokens
+    assert set(payload["strategies"]) == {"first_step", "max_over_steps", "conditional", "joint",
+                                          "marginal"}  # fmt: skip
+    _check_finite_payload(payload)
+    assert math.isfinite(payload["marginal_unexplored"])
+    doc = {"labels": ["joy"], "label_names": NAMES, "annotator_probs": []}
+    for strategy in ("generated", "first_step", "max_over_steps", "conditional", "joint",
+                     "marginal"):  # fmt: skip
+        record = harness.process_results(doc, [strategy_view(response, strategy)])
+        assert all(math.isfinite(p) and 0 <= p <= 1 for p in record["micro_f1"]["probs"])
+    generated = harness.process_results(doc, [strategy_view(response, "generated")])
+    assert generated["nonfinite_steps"] == n_tokens
+    assert harness.total([generated["nonfinite_steps"]] * 3) == 3 * n_tokens
+
+
+def test_a_healthy_checkpoint_reports_no_nonfinite_steps(tiny_model_dir):
+    lm = _lm(tiny_model_dir("llama", seed=3))
+    _script(lm)
+    (response,) = lm.generate_until(_requests(["Comment: hi\nEmotions:"]))
+    payload = load_payload(response)
+    assert payload["nonfinite_steps"] == 0
+    assert sum(payload["steps"][0]["probs"]) <= 1.0 + 1e-6
+    _check_finite_payload(payload)
+
+
+# --- the request cache ------------------------------------------------------------------------
+
+
+def test_fingerprint_tells_checkpoints_apart_and_is_stable(tiny_model_dir):
+    a, b = tiny_model_dir("llama", seed=0), tiny_model_dir("llama", seed=1)
+    assert model_fingerprint(_lm(a)) == model_fingerprint(_lm(a))  # a rerun finds its entries
+    assert model_fingerprint(_lm(a)) != model_fingerprint(_lm(b))  # same config, other weights
+
+
+def test_two_models_never_share_cache_entries(tiny_model_dir, tmp_path):
+    from lm_eval import simple_evaluate
+
+    from lm_eval_mlc.plugin import activate, task_manager
+
+    activate()
+    cache = tmp_path / "cache"
+    calls: list[int] = []
+
+    def run(lm: HFMultiLabelLM) -> dict:
+        generate = lm.generate_until
+        lm.generate_until = lambda reqs, *a, **k: calls.append(len(reqs)) or generate(reqs, *a, **k)
+        out = simple_evaluate(
+            model=lm, tasks=["goemotions_ml"], limit=2, num_fewshot=0, use_cache=str(cache),
+            gen_kwargs="max_gen_toks=4",
+            task_manager=task_manager(metadata={"data_dir": str(FIXTURE)}),
+        )  # fmt: skip
+        return out["results"]["goemotions_ml"]
+
+    first, second = _lm(tiny_model_dir("llama", seed=0)), _lm(tiny_model_dir("llama", seed=1))
+    run(first)
+    run(second)
+    run(first)
+    assert calls == [2, 2]  # the second model computed its own answers; the rerun hit the cache
+    with sqlite3.connect(f"{cache}_rank0.db") as db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+        counts = {t: db.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
+    assert counts[table_name(first)] == 2 and counts[table_name(second)] == 2
+    assert counts.get("unnamed", 0) == 0  # the harness' shared default table stays empty
