@@ -7,16 +7,18 @@ the corpus-level ``invalid_label_rate``.
 
 Reading (``ParsedLabels.fmt``):
 
-* ``"empty"``: the text is blank.
+* ``"empty"``: the text is blank (or None, from a backend that returned nothing).
 * ``"json"``: the text contains ``[``. The shortest balanced bracket span from the first ``[``
   is decoded as JSON; nested lists are flattened and non-string items (numbers, ``null``,
-  objects) are invalid items, shown as their ``str()``. When that span is not JSON
-  (``['joy']``, ``[joy, anger]``), its quoted strings and the comma-separated pieces between
-  them are the items; the same goes when it never closes (truncated output, or nested more than
-  16 deep), reading up to the first blank line. JSON strings are never split further.
+  objects) are invalid items, shown as their ``str()``. A span that is not JSON but opens
+  like JSON escaped twice (``[\\"joy\\", ...``) is retried once with ``\\"`` read as ``"``;
+  failing that (``['joy']``, ``[joy, anger]``), its quoted strings and the comma-separated pieces
+  between them are the items; the same goes when it never closes (truncated output, or nested
+  more than 16 deep), reading up to the first blank line. JSON strings are never split further.
 * ``"delimited"``: anything else. The text before the first blank line is split on ``,``,
-  ``;``, ``|`` and newlines; a piece that is not itself a label or none-marker is split further
-  on ``/`` and the word ``and`` (so a label ``Sci/Tech`` or the marker ``n/a`` stays whole).
+  ``;``, ``|`` and line breaks (also U+0085, U+2028, U+2029); a piece that is not itself a
+  label or none-marker is split further on ``/`` and the word ``and`` (so a label ``Sci/Tech``
+  or the marker ``n/a`` stays whole).
 
 Matching, on :func:`normalise_label` keys: an exact match first; then a none-marker
 (:data:`NONE_MARKERS`, unless a label has that name); then the nearest label by
@@ -72,6 +74,9 @@ _ALL_JUNK = _LEAD_JUNK + _TRAIL_JUNK + "\t\n\r\f\v"
 _SEPARATORS = str.maketrans("_-", "  ")
 _ENUMERATOR_RE = re.compile(r"\d{1,3}[.)] ")
 _DIGIT_RE = re.compile(r"\d")
+# Invisible characters: C0/C1 controls that str.split() does not treat as space, zero-width
+# characters and the byte-order mark. They never belong to a label.
+_INVISIBLE_RE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b-\u200d\u2060\ufeff]")
 
 # Quoted strings. Both always match once opened (an unclosed one runs to the end of the text),
 # so scanning stays linear. A single quote opens a string only after a non-word character and
@@ -80,8 +85,9 @@ _DQ = r'"(?:[^"\\]|\\[\s\S]?)*+(?:"|\Z)'
 _SQ = r"(?<!\w)'(?:[^'\\]|\\[\s\S]?|'(?=\w))*+(?:'|\Z)"
 _BRACKET_SCAN_RE = re.compile(rf"{_DQ}|{_SQ}|[\[\]]")
 _LOOSE_ITEM_RE = re.compile(rf"{_DQ}|{_SQ}|(?:[^,\"']++|(?<=\w)')+")
-_PIECE_RE = re.compile(r"[^,;|\s][^,;|\r\n]*")
+_PIECE_RE = re.compile(r"[^,;|\s][^,;|\r\n\x85\u2028\u2029]*")
 _SUB_SPLIT_RE = re.compile(r"/|\band\b", re.IGNORECASE)
+_ESCAPED_LIST_RE = re.compile(r'\[\s*\\"')  # [\"joy\", ...]: JSON escaped twice
 _BLANK_LINE_RE = re.compile(r"\n[^\S\n]*\n")
 
 _JSON = json.JSONDecoder()
@@ -106,13 +112,16 @@ class ParsedLabels:
 
 
 def normalise_label(text: str) -> str:
-    """The matching key of `text`: casefolded; leading quotes/brackets/bullets/enumerators
-    ("1. ") and trailing quotes/brackets/punctuation removed; ``_``, ``-`` and runs of whitespace
-    inside read as one space (so ``no_emotion`` == ``No emotion``)."""
+    """The matching key of `text`: casefolded; invisible control and zero-width characters
+    dropped; leading quotes/brackets/bullets/enumerators ("1. ") and trailing
+    quotes/brackets/punctuation removed; ``_``, ``-`` and runs of whitespace inside read as one
+    space (so ``no_emotion`` == ``No emotion``)."""
     return " ".join(_clean(text).casefold().translate(_SEPARATORS).split())
 
 
-def parse_labels(text: str, label_names: Sequence[str], *, cutoff: float = 0.8) -> ParsedLabels:
+def parse_labels(
+    text: str | None, label_names: Sequence[str], *, cutoff: float = 0.8
+) -> ParsedLabels:
     """Parse a generated answer into labels of `label_names`; never raises on any `text`.
 
     `cutoff` is the :func:`difflib.get_close_matches` similarity needed for a near miss to
@@ -122,7 +131,7 @@ def parse_labels(text: str, label_names: Sequence[str], *, cutoff: float = 0.8) 
     if not 0.0 <= cutoff <= 1.0:
         raise ValueError(f"cutoff must be in [0, 1], got {cutoff!r}")
     index = _label_index(tuple(label_names))
-    text = text.strip()
+    text = (text or "").strip()
     if not text:
         return ParsedLabels((), (), 0, "empty")
     start = text.find("[")
@@ -210,8 +219,9 @@ def _label_index(label_names: tuple[str, ...]) -> _LabelIndex:
 
 
 def _clean(text: str) -> str:
-    """Collapse whitespace and strip edge junk, keeping case (the form reported as invalid)."""
-    s = " ".join(text.split()).lstrip(_LEAD_JUNK)
+    """Drop invisible characters, collapse whitespace and strip edge junk, keeping case (the
+    form reported as invalid)."""
+    s = " ".join(_INVISIBLE_RE.sub("", text).split()).lstrip(_LEAD_JUNK)
     if enumerator := _ENUMERATOR_RE.match(s):
         s = s[enumerator.end() :].lstrip(_LEAD_JUNK)
     return s.rstrip(_TRAIL_JUNK)
@@ -228,11 +238,13 @@ def _first_paragraph(text: str) -> str:
     return text[: blank.start()] if blank else text
 
 
-def _json_items(text: str, start: int) -> Iterator[_Item]:
+def _json_items(text: str, start: int, *, retried: bool = False) -> Iterator[_Item]:
     """Items of the bracketed list starting at `text[start]`, JSON if possible, else loosely."""
     try:
         value, _ = _JSON.raw_decode(text, start)  # = json.loads of the balanced span, if valid
     except (ValueError, RecursionError):
+        if not retried and _ESCAPED_LIST_RE.match(text, start):
+            return _json_items(text[start:].replace('\\"', '"'), 0, retried=True)
         end = _balanced_end(text, start)
         if end is None:
             return _loose_items(_first_paragraph(text[start:]))

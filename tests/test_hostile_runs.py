@@ -7,9 +7,15 @@ the KV cache still come from the model's own forward pass, as in `generate()`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -178,3 +184,102 @@ def test_two_models_never_share_cache_entries(tiny_model_dir, tmp_path):
         counts = {t: db.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
     assert counts[table_name(first)] == 2 and counts[table_name(second)] == 2
     assert counts.get("unnamed", 0) == 0  # the harness' shared default table stays empty
+
+
+# --- crash and resume -------------------------------------------------------------------------
+
+SLOW_MODEL = """
+import os, time
+from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
+
+_batch = HFMultiLabelLM._generate_batch
+
+
+def _slow_batch(self, requests):
+    time.sleep(0.3)  # long enough for the test to kill the run part-way
+    out = _batch(self, requests)
+    with open(os.environ["MLC_TEST_COUNT"], "a") as f:
+        f.write(f"{len(requests)}\\n")
+    return out
+
+
+HFMultiLabelLM._generate_batch = _slow_batch
+"""
+
+
+def _cached_rows(db: Path) -> int:
+    """Entries in the plugin's per-model tables of a cache file (0 while it does not exist)."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            tables = [r[0] for r in conn.execute("select name from sqlite_master")]
+            return sum(
+                conn.execute(f'select count(*) from "{t}"').fetchone()[0]
+                for t in tables
+                if t.startswith("lm_eval_mlc_")
+            )
+    except sqlite3.OperationalError:  # locked mid-write: ask again
+        return 0
+
+
+def test_a_killed_run_resumes_from_the_cache_and_ends_identical(tiny_model_dir, tmp_path, data_dir):
+    """SIGKILL part-way, rerun with the same `--use_cache`: finished docs are not recomputed and
+    the results equal an uninterrupted run's."""
+    from lm_eval import simple_evaluate
+
+    from lm_eval_mlc.plugin import task_manager
+
+    limit, model_dir = 8, tiny_model_dir("llama", seed=5)
+    (tmp_path / "inject").mkdir()
+    (tmp_path / "inject" / "sitecustomize.py").write_text(SLOW_MODEL)
+    cache, count = tmp_path / "cache", tmp_path / "count"
+    cmd = [
+        *(sys.executable, "-m", "lm_eval", "--model", "hf-mlc", "--batch_size", "1"),
+        *("--model_args", f"pretrained={model_dir},dtype=float32", "--device", "cpu"),
+        *("--tasks", "goemotions_ml", "--limit", str(limit), "--num_fewshot", "0"),
+        *("--gen_kwargs", "max_gen_toks=8"),
+        *("--use_cache", str(cache), "--output_path", str(tmp_path / "out"), "--log_samples"),
+    ]
+    env = {
+        **os.environ, "PYTHONPATH": str(tmp_path / "inject"), "MLC_TEST_COUNT": str(count),
+        "LM_EVAL_MLC_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1",
+    }  # fmt: skip
+    db = Path(f"{cache}_rank0.db")
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while _cached_rows(db) < 3 and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = _cached_rows(db)
+    assert 3 <= done < limit, f"the kill landed after {done} of {limit} docs"
+
+    count.write_text("")
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    recomputed = sum(int(n) for n in count.read_text().split())
+    assert recomputed == limit - done  # finished docs came from the cache
+
+    (results_file,) = (tmp_path / "out").glob("*/results_*.json")
+    resumed = json.loads(results_file.read_text())["results"]["goemotions_ml"]
+    (samples_file,) = (tmp_path / "out").glob("*/samples_goemotions_ml_*.jsonl")
+    resumed_resps = [
+        s["resps"] for s in map(json.loads, samples_file.read_text().splitlines())
+        if s["filter"] == "generated"
+    ]  # fmt: skip
+
+    fresh = simple_evaluate(
+        model="hf-mlc", model_args=f"pretrained={model_dir},dtype=float32", device="cpu",
+        batch_size=1, tasks=["goemotions_ml"], limit=limit, num_fewshot=0, log_samples=True,
+        gen_kwargs="max_gen_toks=8",
+        task_manager=task_manager(metadata={"data_dir": str(data_dir)}),
+    )  # fmt: skip
+    fresh_resps = [
+        s["resps"] for s in fresh["samples"]["goemotions_ml"] if s["filter"] == "generated"
+    ]
+    assert sorted(map(str, resumed_resps)) == sorted(map(str, fresh_resps))
+    uninterrupted = json.loads(json.dumps(fresh["results"]["goemotions_ml"]))  # as saved
+    assert uninterrupted.keys() == resumed.keys()
+    for key, value in uninterrupted.items():
+        assert resumed[key] == value or (value != value and resumed[key] != resumed[key]), key

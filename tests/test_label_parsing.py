@@ -262,7 +262,8 @@ def test_long_outputs_are_fast_and_bounded(text, label_names, labels, n_items):
     assert len(parsed.invalid) == n_items - len(labels)
     if n_items > _cap(label_names):
         assert parsed.invalid[-1] == TRUNCATED_ITEM
-    assert _best_seconds(lambda: parse_labels(text, label_names)) < 0.05
+    # A guard against catastrophic backtracking (seconds to hours), not a speed claim.
+    assert _best_seconds(lambda: parse_labels(text, label_names)) < 1.0
 
 
 # --- indicators and rates -------------------------------------------------------------------
@@ -320,7 +321,10 @@ def test_json_rendered_subset_round_trips(data, label_names, ensure_ascii):
 @settings(max_examples=200)
 @given(data=st.data(), label_names=st.sampled_from([EMOTIONS, CODES, MANY[:40]]))
 def test_delimited_subset_round_trips(data, label_names):
-    chosen = data.draw(st.lists(st.sampled_from(label_names), min_size=1))
+    # At most 3 picks per label: below the inspection cap (4 per label + 16).
+    chosen = data.draw(
+        st.lists(st.sampled_from(label_names), min_size=1, max_size=3 * len(label_names))
+    )
     sep = data.draw(st.sampled_from([", ", "\n", "; ", " | ", "\n- "]))
     expected = tuple(name for name in label_names if name in set(chosen))
     parsed = parse_labels(sep.join(chosen), label_names)

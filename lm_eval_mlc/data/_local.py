@@ -41,9 +41,31 @@ def resolve_data_dir(
     return found
 
 
-def lines(path: Path) -> list[str]:
+def read_text(path: Path, problems: list[DataProblem]) -> str:
+    """The file as UTF-8 text without a leading byte-order mark (spreadsheets write one).
+
+    Each line that is not UTF-8 is a problem; such lines are read with U+FFFD in place of the
+    bad bytes, so the caller can go on checking the rest of the file.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        for row, line in enumerate(data.split(b"\n"), start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                message = (
+                    f"not UTF-8: byte 0x{line[err.start]:02x} at byte {err.start + 1} of the line"
+                )
+                problems.append(DataProblem(str(path), row, "encoding", message))
+        text = data.decode("utf-8", errors="replace")
+    return text.removeprefix("\ufeff")
+
+
+def lines(path: Path, problems: list[DataProblem]) -> list[str]:
     """Lines split on '\\n' only (tweets hold other Unicode line breaks), '\\r' removed."""
-    text = path.read_text(encoding="utf-8").split("\n")
+    text = read_text(path, problems).split("\n")
     if text[-1] == "":
         text.pop()
     return [line.removesuffix("\r") for line in text]
@@ -77,7 +99,8 @@ def read_id_list(path: Path, known: set[str]) -> tuple[list[str], list[DataProbl
     ids: list[str] = []
     first_row: dict[str, int] = {}
     problems: list[DataProblem] = []
-    for row, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+    text = read_text(path, problems)
+    for row, line in enumerate(text.split("\n"), start=1):
         doc_id = line.strip()
         if not doc_id:
             continue

@@ -114,7 +114,7 @@ def _read_jsonl(path: Path) -> tuple[dict[str, list[Any]], list[DataProblem]]:
     order = {name: i for i, name in enumerate(CATEGORIES)}
     columns: dict[str, list[Any]] = {"id": [], "text": [], "labels": []}
     problems: list[DataProblem] = []
-    for row, line in enumerate(lines(path), start=1):
+    for row, line in enumerate(lines(path, problems), start=1):
         if not line.strip():
             continue
         try:
@@ -133,7 +133,7 @@ def _read_jsonl(path: Path) -> tuple[dict[str, list[Any]], list[DataProblem]]:
             message = 'expected a list of categories such as ["S1", "S10"]'
             problems.append(DataProblem(source, row, "llama_guard_3_categories", message))
             continue
-        unknown = [c for c in categories if c not in order]
+        unknown = [c for c in categories if not isinstance(c, str) or c not in order]
         if unknown:
             message = f"unknown categories {unknown}; expected S1..S14"
             problems.append(DataProblem(source, row, "llama_guard_3_categories", message))

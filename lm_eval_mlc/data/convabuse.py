@@ -18,6 +18,7 @@ Policies:
 """
 
 import csv
+import io
 import logging
 import os
 import re
@@ -31,7 +32,7 @@ import datasets
 import numpy as np
 
 from lm_eval_mlc.data._errors import DataProblem, DataValidationError
-from lm_eval_mlc.data._local import resolve_data_dir
+from lm_eval_mlc.data._local import read_text, resolve_data_dir
 from lm_eval_mlc.data._table import docs_from_columns, indicator_labels
 
 logger = logging.getLogger(__name__)
@@ -107,21 +108,25 @@ def load_convabuse(
         )
     logger.info("Loading ConvAbuse from %s", ca_dir)
     items, problems = _read_full(ca_dir / FULL_FILE)
-    by_key = {item.key(turns): turns for turns, item in items.items()}
+    by_key = {item.key(turns): turns for turns, item in (items or {}).items()}
     assigned: dict[str, list[tuple[str, Turns]]] = {}
     seen: dict[Turns, tuple[str, int]] = {}
     first_id: dict[str, tuple[str, int]] = {}
+    all_read = items is not None
     for split, file_name in _SPLIT_FILES.items():
         rows, split_problems = _read_split(ca_dir / file_name)
         problems += split_problems
         assigned[split] = []
-        for row, doc_id, key in rows:
+        all_read &= rows is not None
+        for row, doc_id, key in rows or ():
             source = str(ca_dir / file_name)
             turns = by_key.get(key)
             other = first_id.setdefault(doc_id, (source, row))
             if other != (source, row):
                 message = f"duplicate example_id '{doc_id}' (first in {other[0]} row {other[1]})"
                 problems.append(DataProblem(source, row, "example_id", message))
+            if items is None:  # the full file is unreadable: nothing to match against
+                continue
             if turns is None:
                 message = f"no item of {FULL_FILE} has these turns and annotators"
                 problems.append(DataProblem(source, row, "example_id", message))
@@ -131,7 +136,8 @@ def load_convabuse(
             else:
                 seen[turns] = (source, row)
                 assigned[split].append((doc_id, turns))
-    for turns, item in items.items():
+    # Items of an unreadable split file would all be "in no split": leave them unreported.
+    for turns, item in items.items() if all_read else ():
         if turns not in seen and by_key[item.key(turns)] == turns:
             message = "item (conv_id + turns) is in no split file"
             problems.append(DataProblem(str(ca_dir / FULL_FILE), item.row, "conv_id", message))
@@ -161,19 +167,24 @@ def _docs(assigned: Sequence[tuple[str, Turns]], items: dict[Turns, _Item]) -> d
     return docs_from_columns(columns, _EXTRA)
 
 
-def _records(path: Path, required: Sequence[str]):
-    """(row, record) pairs of a CSV with its header; row = the line the record starts on."""
+def _records(path: Path, required: Sequence[str], problems: list[DataProblem]):
+    """The header, then (row, record) pairs; row = the line the record starts on.
+
+    Yields None instead of the header (and nothing more) when the file has no header or
+    lacks a required column; the problems go to `problems`.
+    """
     source = str(path)
-    with path.open(encoding="utf-8", newline="") as f:
+    with io.StringIO(read_text(path, problems), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
-            yield None, [DataProblem(source, 0, "columns", "empty file; expected a header")]
+            problems.append(DataProblem(source, 0, "columns", "empty file; expected a header"))
+            yield None
             return
-        present = set(header)
         missing = [DataProblem(source, 1, n, "missing required column") for n in required]
-        missing = [p for p in missing if p.field not in present]
-        yield header, missing
+        missing = [p for p in missing if p.field not in set(header)]
+        problems += missing
+        yield None if missing else header
         if missing:
             return
         end = reader.line_num
@@ -183,14 +194,15 @@ def _records(path: Path, required: Sequence[str]):
             yield row, record
 
 
-def _read_full(path: Path) -> tuple[dict[Turns, _Item], list[DataProblem]]:
-    """Items in file order, each with its annotators' 0/1 type responses."""
+def _read_full(path: Path) -> tuple[dict[Turns, _Item] | None, list[DataProblem]]:
+    """Items in file order, each with its annotators' 0/1 type responses (None: unreadable)."""
     source = str(path)
-    records = _records(path, _FULL_COLUMNS)
-    header, problems = next(records)
+    problems: list[DataProblem] = []
+    records = _records(path, _FULL_COLUMNS, problems)
+    header = next(records)
+    if header is None:
+        return None, problems
     items: dict[Turns, _Item] = {}
-    if header is None or problems:
-        return items, problems
     column = {name: i for i, name in enumerate(header)}
     for row, record in records:
         if len(record) != len(header):
@@ -214,14 +226,16 @@ def _read_full(path: Path) -> tuple[dict[Turns, _Item], list[DataProblem]]:
     return items, problems
 
 
-def _read_split(path: Path) -> tuple[list[tuple[int, str, MatchKey]], list[DataProblem]]:
-    """(row, example_id, match key) per item row; annotators are those with an is_abuse cell."""
+def _read_split(path: Path) -> tuple[list[tuple[int, str, MatchKey]] | None, list[DataProblem]]:
+    """(row, example_id, match key) per item row (None: unreadable); annotators are those with
+    an is_abuse cell."""
     source = str(path)
-    records = _records(path, _SPLIT_COLUMNS)
-    header, problems = next(records)
+    problems: list[DataProblem] = []
+    records = _records(path, _SPLIT_COLUMNS, problems)
+    header = next(records)
+    if header is None:
+        return None, problems
     rows: list[tuple[int, str, MatchKey]] = []
-    if header is None or problems:
-        return rows, problems
     column = {name: i for i, name in enumerate(header)}
     abuse_columns = defaultdict(list)
     for i, name in enumerate(header):

@@ -15,6 +15,7 @@ Every problem is reported at once, naming the YAML key (`dataset_kwargs.<key>`) 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ import numpy as np
 
 from lm_eval_mlc.data._docs import with_eval_split, with_label_names
 from lm_eval_mlc.data._errors import DataProblem, DataValidationError
+from lm_eval_mlc.data._local import lines, read_text
 from lm_eval_mlc.data._table import docs_from_columns
 from lm_eval_mlc.label_parsing import normalise_label
 
@@ -85,51 +87,41 @@ def load_custom(
         problems.append(
             DataProblem(YAML, 0, "dataset_kwargs.id_column", "required with annotator_column")
         )
+    if not label_separator:
+        problems.append(DataProblem(YAML, 0, "dataset_kwargs.label_separator", "empty"))
     if problems:
         raise DataValidationError(problems)
 
     tables = {split: _read(path, problems) for split, path in files.items()}
     needed = [text_column, *(label_columns or []), *filter(None, [labels_column])]
     needed += [c for c in (id_column, annotator_column) if c]
-    for split, rows in tables.items():
-        _check_columns(files[split], rows, needed, problems)
-    if problems:
+    # Rows that could not be read are already reported and left out; missing columns would
+    # make every row a problem, so they end the check here.
+    columns_ok = [
+        _check_columns(files[split], rows, needed, problems) for split, rows in tables.items()
+    ]
+    if not all(columns_ok):
         raise DataValidationError(problems)
 
     names = _label_names(
         tables, files, label_columns, labels_column, label_names, label_separator, problems
     )
-    data = {}
-    for split in SPLITS:
-        rows = tables.get(split, [])
-        indicators = [
+    indicators: dict[str, list[np.ndarray]] = {}
+    for split, rows in tables.items():
+        path = files[split]
+        indicators[split] = [
             _indicator(
-                row,
-                line,
-                names,
-                label_columns,
-                labels_column,
-                label_separator,
-                files.get(split, ""),
-                problems,
+                row, line, names, label_columns, labels_column, label_separator, path, problems
             )
             for line, row in rows
         ]
-        for line, row in rows:
-            if not str(row.get(text_column) or "").strip():
-                problems.append(DataProblem(files[split], line, text_column, "empty text"))
-        data[split] = _docs(
-            rows,
-            indicators,
-            names,
-            text_column,
-            id_column,
-            annotator_column,
-            files.get(split, ""),
-            problems,
-        )
+        _check_rows(rows, text_column, id_column, annotator_column, path, problems)
     if problems:
         raise DataValidationError(problems)
+    columns = (names, text_column, id_column, annotator_column)
+    data = {
+        split: _docs(tables.get(split, []), indicators.get(split, []), *columns) for split in SPLITS
+    }
     return datasets.DatasetDict(data), names
 
 
@@ -150,28 +142,54 @@ def _data_files(data_files: Any, problems: list[DataProblem]) -> dict[str, str]:
 
 
 def _read(path: str, problems: list[DataProblem]) -> list[tuple[int, Row]]:
-    """(1-based line, row) pairs from CSV/TSV (header on line 1) or JSONL."""
+    """(1-based line, row) pairs from CSV/TSV (header on line 1) or JSONL (one object a line)."""
+    rows: list[tuple[int, Row]] = []
     if path.endswith((".jsonl", ".json")):
-        rows = []
-        for line_no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((line_no, json.loads(line)))
-                except json.JSONDecodeError as err:
-                    problems.append(DataProblem(path, line_no, "(line)", f"bad JSON: {err.msg}"))
+        # Split on "\n" only: JSON strings may hold raw U+2028 and other Unicode line breaks.
+        for line_no, line in enumerate(lines(Path(path), problems), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                problems.append(DataProblem(path, line_no, "(line)", f"bad JSON: {err.msg}"))
+                continue
+            if not isinstance(row, dict):
+                message = f"expected a JSON object, got {type(row).__name__}"
+                problems.append(DataProblem(path, line_no, "(line)", message))
+                continue
+            rows.append((line_no, row))
         return rows
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t" if path.endswith(".tsv") else ",")
-        return [(reader.line_num, row) for row in reader]
+    text = io.StringIO(read_text(Path(path), problems), newline="")
+    reader = csv.reader(text, delimiter="\t" if path.endswith(".tsv") else ",")
+    header = next(reader, None)
+    if header is None:
+        return rows
+    end = reader.line_num
+    for record in reader:
+        # Quoted text may span lines; report the line the record starts on.
+        line_no, end = end + 1, reader.line_num
+        if not record:  # blank line
+            continue
+        if len(record) != len(header):
+            message = f"expected {len(header)} fields as in the header, got {len(record)}"
+            problems.append(DataProblem(path, line_no, "(line)", message))
+            continue
+        rows.append((line_no, dict(zip(header, record, strict=True))))
+    return rows
 
 
-def _check_columns(path: str, rows: list[tuple[int, Row]], needed: list[str], problems) -> None:
-    present = set().union(*(row.keys() for _, row in rows)) if rows else set()
-    for column in needed:
-        if rows and column not in present:
-            problems.append(
-                DataProblem(path, 0, column, f"no such column (columns: {sorted(present)})")
-            )
+def _check_columns(path: str, rows: list[tuple[int, Row]], needed: list[str], problems) -> bool:
+    """False (with problems added) when the file has no rows or lacks a needed column."""
+    if not rows:
+        problems.append(DataProblem(path, 0, "(file)", "no data rows"))
+        return False
+    present = set().union(*(row.keys() for _, row in rows))
+    missing = [column for column in needed if column not in present]
+    for column in missing:
+        message = f"no such column (columns: {sorted(present)})"
+        problems.append(DataProblem(path, 0, column, message))
+    return not missing
 
 
 def _split_names(value: Any, separator: str) -> list[str]:
@@ -187,44 +205,45 @@ def _split_names(value: Any, separator: str) -> list[str]:
 
 
 def _label_names(tables, files, label_columns, labels_column, label_names, sep, problems):
-    """The label set: given, else the label columns, else every name in the data (sorted)."""
+    """The label set: given, else the label columns, else every name in the data (sorted).
+
+    Names that collide after normalisation are reported where they come from: the YAML key,
+    or the file and line where an inferred name first appears. Raises at once only when the
+    names cannot be matched to the label columns.
+    """
+    key = "dataset_kwargs.label_names"
+    where: dict[str, tuple[str, int, str]] = {}  # name -> (file, line, field) it came from
     if label_names is not None:
         names = list(label_names)
         if label_columns is not None and len(names) != len(label_columns):
-            problems.append(
-                DataProblem(
-                    YAML,
-                    0,
-                    "dataset_kwargs.label_names",
-                    f"{len(names)} names for {len(label_columns)} columns",
-                )
-            )
+            message = f"{len(names)} names for {len(label_columns)} columns"
+            raise DataValidationError([*problems, DataProblem(YAML, 0, key, message)])
     elif label_columns is not None:
-        names = list(label_columns)
+        names, key = list(label_columns), "dataset_kwargs.label_columns"
     else:
-        found = {
-            n
-            for rows in tables.values()
-            for _, row in rows
-            for n in _split_names(row.get(labels_column), sep)
-        }
-        names = sorted(found)
+        for split, rows in tables.items():
+            for line, row in rows:
+                for name in _split_names(row.get(labels_column), sep):
+                    where.setdefault(name, (files[split], line, labels_column))
+        names = sorted(where)
     seen: dict[str, str] = {}
     for name in names:
-        key = normalise_label(name)
-        if not key or key in seen:
+        file, line, field = where.get(name, (YAML, 0, key))
+        if not isinstance(name, str):
+            problems.append(DataProblem(file, line, field, f"label {name!r} is not a string"))
+            continue
+        norm = normalise_label(name)
+        if not norm or norm in seen:
             problems.append(
                 DataProblem(
-                    YAML,
-                    0,
-                    "dataset_kwargs.label_names",
-                    f"label {name!r} is empty or repeats {seen.get(key)!r} "
+                    file,
+                    line,
+                    field,
+                    f"label {name!r} is empty or repeats {seen.get(norm)!r} "
                     "after normalisation (case, spaces, '_', '-')",
                 )
             )
-        seen[key] = name
-    if problems:
-        raise DataValidationError(problems)
+        seen.setdefault(norm, name)
     return names
 
 
@@ -247,27 +266,51 @@ def _indicator(row, line, names, label_columns, labels_column, sep, path, proble
     return out
 
 
-def _docs(rows, indicators, names, text_column, id_column, annotator_column, path, problems):
+def _check_rows(rows, text_column, id_column, annotator_column, path, problems) -> None:
+    """Text must be a non-empty string; ids non-empty and, without annotators, unique; the
+    per-annotator rows of one id must have an annotator and agree on the text."""
+    first: dict[str, tuple[int, Any]] = {}  # id -> (first line, its text)
+    for line, row in rows:
+        text = row.get(text_column)
+        if not isinstance(text, str):
+            kind = "null or nothing" if text is None else type(text).__name__
+            problems.append(DataProblem(path, line, text_column, f"expected a string, got {kind}"))
+        elif not text.strip():
+            problems.append(DataProblem(path, line, text_column, "empty text"))
+        if not id_column:
+            continue
+        doc_id = _cell(row, id_column)
+        if not doc_id:
+            problems.append(DataProblem(path, line, id_column, "empty id"))
+            continue
+        if annotator_column and not _cell(row, annotator_column):
+            problems.append(DataProblem(path, line, annotator_column, "empty annotator"))
+        other = first.setdefault(doc_id, (line, text))
+        if other[0] == line:
+            continue
+        if not annotator_column:
+            message = f"duplicate id {doc_id!r} (line {other[0]})"
+            problems.append(DataProblem(path, line, id_column, message))
+        elif text != other[1]:
+            message = f"text differs from line {other[0]}, which has the same id {doc_id!r}"
+            problems.append(DataProblem(path, line, text_column, message))
+
+
+def _cell(row: Row, column: str) -> str:
+    """A cell as a stripped string ("" when missing or null)."""
+    value = row.get(column)
+    return "" if value is None else str(value).strip()
+
+
+def _docs(rows, indicators, names, text_column, id_column, annotator_column):
     """One doc per row, or per id with annotator distributions when rows are per annotator."""
-    ids = [str(row[id_column]) if id_column else str(line) for line, row in rows]
+    ids = [_cell(row, id_column) if id_column else str(line) for line, row in rows]
     if not annotator_column:
-        seen: dict[str, int] = {}
-        for (line, _), doc_id in zip(rows, ids, strict=True):
-            if doc_id in seen:
-                problems.append(
-                    DataProblem(
-                        path,
-                        line,
-                        id_column or "id",
-                        f"duplicate id {doc_id!r} (line {seen[doc_id]})",
-                    )
-                )
-            seen.setdefault(doc_id, line)
         labels = [[n for n, on in zip(names, ind, strict=True) if on] for ind in indicators]
         return docs_from_columns(
             {
                 "id": ids,
-                "text": [str(row[text_column]) for _, row in rows],
+                "text": [row[text_column] for _, row in rows],
                 "labels": labels,
                 "annotator_probs": [[] for _ in rows],
                 "n_raters": [0] * len(rows),
@@ -277,8 +320,8 @@ def _docs(rows, indicators, names, text_column, id_column, annotator_column, pat
     answers: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
     texts: dict[str, str] = {}
     for (_, row), doc_id, ind in zip(rows, ids, indicators, strict=True):
-        answers[doc_id][str(row[annotator_column])].append(ind)
-        texts.setdefault(doc_id, str(row[text_column]))
+        answers[doc_id][_cell(row, annotator_column)].append(ind)
+        texts.setdefault(doc_id, row[text_column])
     columns: dict[str, list] = defaultdict(list)
     for doc_id, by_annotator in answers.items():
         probs = np.mean([np.mean(a, axis=0) for a in by_annotator.values()], axis=0)

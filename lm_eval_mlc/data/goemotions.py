@@ -10,6 +10,7 @@ same validation, pooling and doc building; only the reading differs.
 """
 
 import csv
+import io
 import json
 import logging
 import operator
@@ -28,6 +29,7 @@ from lm_eval_mlc.data._local import (
     id_list_path,
     lines,
     read_id_list,
+    read_text,
     resolve_data_dir,
 )
 from lm_eval_mlc.data._table import docs_from_columns
@@ -384,7 +386,7 @@ def _read_split_tsv(path: Path) -> tuple[_SplitRows, list[DataProblem]]:
     source = str(path)
     split = _SplitRows(source, [], [], [], [])
     problems: list[DataProblem] = []
-    for row, line in enumerate(lines(path), start=1):
+    for row, line in enumerate(lines(path, problems), start=1):
         fields = line.split("\t")
         if len(fields) != 3:
             message = f"expected 3 tab-separated fields (text, labels, id), got {len(fields)}"
@@ -418,8 +420,8 @@ def _parse_label_ids(
 def _check_emotions_file(path: Path) -> list[DataProblem]:
     """emotions.txt must list the 28 GoEmotions names in release order (label id = line - 1)."""
     source = str(path)
-    names = [line.strip() for line in lines(path)]
     problems: list[DataProblem] = []
+    names = [line.strip() for line in lines(path, problems)]
     if len(names) != len(EMOTIONS):
         message = f"expected {len(EMOTIONS)} emotion names, one per line; found {len(names)}"
         problems.append(DataProblem(source, 0, "name", message))
@@ -440,14 +442,15 @@ def _check_emotions_file(path: Path) -> list[DataProblem]:
 def _check_ekman_file(path: Path) -> list[DataProblem]:
     """A local ekman_mapping.json must agree with `EKMAN`, which the Hub path relies on."""
     source = str(path)
-    text = path.read_text(encoding="utf-8")
+    problems: list[DataProblem] = []
+    text = read_text(path, problems)
     try:
         mapping = json.loads(text)
     except json.JSONDecodeError as err:
-        return [DataProblem(source, err.lineno, "json", err.msg)]
+        return [*problems, DataProblem(source, err.lineno, "json", err.msg)]
     if not isinstance(mapping, dict):
-        return [DataProblem(source, 0, "json", "expected an object of group -> emotion list")]
-    problems: list[DataProblem] = []
+        message = "expected an object of group -> emotion list"
+        return [*problems, DataProblem(source, 0, "json", message)]
     for group in sorted(set(mapping) | set(EKMAN)):
         at = text.find(f'"{group}"')
         row = text.count("\n", 0, at) + 1 if at >= 0 else 0
@@ -455,23 +458,31 @@ def _check_ekman_file(path: Path) -> list[DataProblem]:
             problems.append(DataProblem(source, row, group, "unknown Ekman group"))
         elif group not in mapping:
             problems.append(DataProblem(source, row, group, "Ekman group missing"))
-        elif not isinstance(mapping[group], list) or set(mapping[group]) != set(EKMAN[group]):
+        elif not _same_members(mapping[group], EKMAN[group]):
             message = f"members {mapping[group]} differ from the expected {list(EKMAN[group])}"
             problems.append(DataProblem(source, row, group, message))
     return problems
 
 
+def _same_members(members: Any, expected: Sequence[str]) -> bool:
+    """`members` is a list of the `expected` names, each once, in any order."""
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        return False
+    return sorted(members) == sorted(expected)
+
+
 def _read_rater_csv(path: Path) -> tuple[_RaterRows | None, list[DataProblem]]:
     """A per-rater CSV of the original release (`goemotions_N.csv`, same as Hub config `raw`)."""
     source = str(path)
-    with path.open(encoding="utf-8", newline="") as f:
+    problems: list[DataProblem] = []
+    with io.StringIO(read_text(path, problems), newline="") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
             return None, [DataProblem(source, 0, "columns", "empty file; expected a header")]
-        problems = _missing_columns(header, _RATER_COLUMNS, source, 1)
-        if problems:
-            return None, problems
+        missing = _missing_columns(header, _RATER_COLUMNS, source, 1)
+        if missing:
+            return None, [*problems, *missing]
         column = {name: i for i, name in enumerate(header)}
         get_choices = operator.itemgetter(*(column[name] for name in EMOTIONS))
         rows: list[int] = []

@@ -141,12 +141,12 @@ def _read_tsv(path: Path) -> tuple[_Split, list[DataProblem]]:
     """A TSV with header `ID, Tweet, <11 emotions>` and 0/1 cells; CRLF or LF line ends."""
     source = str(path)
     split = _Split(source)
-    rows = lines(path)
+    problems: list[DataProblem] = []
+    rows = lines(path, problems)
     header = tuple(rows[0].split("\t")) if rows else ()
     if header != _HEADER:
         message = f"expected the header {'<TAB>'.join(_HEADER)}, got {'<TAB>'.join(header)!r}"
-        return split, [DataProblem(source, 1, "header", message)]
-    problems: list[DataProblem] = []
+        return split, [*problems, DataProblem(source, 1, "header", message)]
     for row, line in enumerate(rows[1:], start=2):
         fields = line.split("\t")
         if len(fields) != len(_HEADER):
