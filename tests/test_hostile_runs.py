@@ -283,3 +283,37 @@ def test_a_killed_run_resumes_from_the_cache_and_ends_identical(tiny_model_dir, 
     assert uninterrupted.keys() == resumed.keys()
     for key, value in uninterrupted.items():
         assert resumed[key] == value or (value != value and resumed[key] != resumed[key]), key
+
+
+# --- determinism ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_same_run_is_byte_identical_and_batch_sizes_agree(smollm2_lm, data_dir):
+    """Reruns give byte-identical metrics; batch 1 vs 8 agree within 1e-4 (absolute, or relative
+    for unbounded ratios): padding changes the float summation order of attention only."""
+    from lm_eval import simple_evaluate
+
+    from lm_eval_mlc.plugin import task_manager
+
+    manager = task_manager(metadata={"data_dir": str(data_dir)})
+
+    def run(batch_size: int) -> tuple[str, dict]:
+        smollm2_lm.batch_size_per_gpu = batch_size
+        out = simple_evaluate(
+            model=smollm2_lm, tasks=["goemotions_ml"], limit=8, num_fewshot=0,
+            gen_kwargs="max_gen_toks=24", task_manager=manager,
+        )  # fmt: skip
+        results = out["results"]["goemotions_ml"]
+        return json.dumps(results, sort_keys=True), results
+
+    first, results8 = run(8)
+    again, _ = run(8)
+    assert first == again
+    _, results1 = run(1)
+    assert results1.keys() == results8.keys()
+    for key, value in results8.items():
+        if isinstance(value, float) and not math.isnan(value):
+            assert results1[key] == pytest.approx(value, rel=1e-4, abs=1e-4), key
+        else:
+            assert str(results1[key]) == str(value), key
