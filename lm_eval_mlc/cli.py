@@ -94,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     _add_plot(sub)
     _add_compare(sub)
     _add_gate(sub)
+    _add_calibrate(sub)
+    _add_probe(sub)
     if argv[:1] == ["run"]:
         run(argv[1:])
         return
@@ -108,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(_compare(args))
     elif args.command == "gate":
         sys.exit(_gate(args))
+    elif args.command == "probe":
+        sys.exit(_probe(args))
+    elif args.command == "calibrate":
+        sys.exit(_calibrate(args))
 
 
 def _rules(args: argparse.Namespace) -> None:
@@ -278,6 +284,175 @@ def _gate(args: argparse.Namespace) -> int:
         return 2
     print(gate.format_rows(rows))
     return 1 if any(row.failed for row in rows) else 0
+
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="fit per-label thresholds and Platt scaling on a validation run, report on a test run",
+        description="Fit, per strategy filter and label, Platt scaling and the threshold that "
+        'maximises F1 on VAL_RUN (a run with --metadata \'{"eval_split": "validation"}\' '
+        "--log_samples), or read a fit saved with --save; apply it to TEST_RUN and print "
+        "micro/macro F1 (thresholds), ECE, Brier and alignment (Platt) before and after. "
+        "Refuses a test run that is the validation run, shares all its docs or evaluated the "
+        "same split. Exit 2 on bad input.",
+        epilog="examples:\n"
+        "  lm-eval-mlc calibrate --validation val/ --test test/ --save calibration.json\n"
+        "  lm-eval-mlc calibrate --validation val/ --test test/ --task convabuse_ml "
+        "--strategies max_over_steps,marginal --output report.json\n"
+        "  lm-eval-mlc calibrate --calibration calibration.json --test test2/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = calibrate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--validation", metavar="VAL_RUN", help="run folder or samples JSONL")
+    source.add_argument("--calibration", metavar="FILE", help="a fit saved earlier with --save")
+    calibrate.add_argument("--test", required=True, metavar="TEST_RUN", help="run folder or JSONL")
+    calibrate.add_argument("--task", help="task (default: the run's only task / the fit's)")
+    calibrate.add_argument("--strategies", help="only these filters (comma-separated)")
+    calibrate.add_argument("--save", metavar="FILE", help="write the fit here (JSON, atomically)")
+    calibrate.add_argument("--output", metavar="FILE", help="write the report here (JSON)")
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from lm_eval_mlc._io import write_atomic
+    from lm_eval_mlc.calibration import Calibration
+    from lm_eval_mlc.calibration_report import calibrate, format_report
+
+    strategies = [s.strip() for s in (args.strategies or "").split(",") if s.strip()] or None
+    try:
+        if args.calibration and args.save:
+            raise ValueError("--save needs --validation (the fit is already saved).")
+        source = Calibration.load(args.calibration) if args.calibration else args.validation
+        calibration, report = calibrate(source, args.test, task=args.task, strategies=strategies)
+    except (OSError, ValueError) as err:
+        print(f"lm-eval-mlc calibrate: error: {err}", file=sys.stderr)
+        return 2
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"lm-eval-mlc calibrate: warning: {warning}", file=sys.stderr)
+    print(format_report(report))
+    if args.save:
+        calibration.save(args.save)
+        print(f"wrote {args.save}", file=sys.stderr)
+    if args.output:
+        write_atomic(args.output, json.dumps(report.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _add_probe(sub: argparse._SubParsersAction) -> None:
+    probe = sub.add_parser(
+        "probe",
+        help="supervised probe: hidden state at the first label -> P(label), fit on train",
+        description="Read the model's hidden state where it is about to write its first label "
+        "(the task's generation prompt followed by '[\"'), fit StandardScaler -> TruncatedSVD -> "
+        "one logistic regression per label on the train split (targets: the annotators' label "
+        "fractions where every train doc has them, else the gold set), and report F1 (P >= 0.5), "
+        "ECE, Brier and align_* on the eval docs. --train_limit draws a seeded sample of train "
+        "docs; --limit takes the first eval docs, as lm-eval does. Exit 2 on bad input.",
+        epilog="examples:\n"
+        "  lm-eval-mlc probe --task convabuse_ml --train_limit 500 --limit 200\n"
+        '  lm-eval-mlc probe --task goemotions_ml --metadata \'{"data_dir": "data/"}\' '
+        "--train_limit 2000 --output probe.json --save probe.joblib\n"
+        "  lm-eval-mlc probe --model hf --model_args pretrained=meta-llama/Llama-3.1-8B-Instruct"
+        " --apply_chat_template --num_fewshot 4 --layer -4 --device cuda --batch_size 32",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    probe.add_argument("--task", default="goemotions_ml", help="task (default: goemotions_ml)")
+    probe.add_argument("--model", default="hf-mlc", help="hf-mlc (default) or another HF model")
+    probe.add_argument("--model_args", help="lm-eval model args (default: the embedded SmolLM2)")
+    probe.add_argument(
+        "--apply_chat_template",
+        action=argparse.BooleanOptionalAction,
+        help="default: on for the embedded SmolLM2, off for --model_args",
+    )
+    probe.add_argument("--fewshot_as_multiturn", action="store_true")
+    probe.add_argument("--num_fewshot", type=int, default=0, help="demonstrations (0)")
+    probe.add_argument("--layer", type=int, default=-1, help="hidden-state index (-1: last)")
+    probe.add_argument("--components", type=int, default=64, help="SVD dimensions (64)")
+    probe.add_argument("--limit", type=int, help="first N eval docs")
+    probe.add_argument("--train_limit", type=int, help="seeded sample of N train docs")
+    probe.add_argument("--batch_size", type=int, default=8, help="docs per forward (8)")
+    probe.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: the model's)")
+    probe.add_argument("--metadata", help='JSON task metadata, e.g. \'{"data_dir": "data/"}\'')
+    probe.add_argument("--seed", type=int, default=1234, help="train sample, shots, SVD (1234)")
+    probe.add_argument("--output", metavar="FILE", help="write the report here (JSON, atomically)")
+    probe.add_argument("--save", metavar="FILE", help="write the probe here (.joblib or .pkl)")
+
+
+def _probe(args: argparse.Namespace) -> int:
+    import json
+
+    from lm_eval_mlc._io import write_atomic
+    from lm_eval_mlc.probe_report import ProbeInputError, load_task, run_probe, save_probe
+
+    try:
+        for option in ("components", "batch_size"):
+            if getattr(args, option) < 1:
+                raise ProbeInputError(f"Expected --{option} >= 1, but got {getattr(args, option)}.")
+        if args.save and not args.save.endswith((".joblib", ".pkl")):
+            raise ProbeInputError(f"Expected --save to end in .joblib or .pkl: {args.save!r}.")
+        try:
+            metadata = json.loads(args.metadata) if args.metadata else {}
+        except json.JSONDecodeError as err:
+            raise ProbeInputError(f"--metadata is not valid JSON: {err}") from None
+        if not isinstance(metadata, dict):
+            raise ProbeInputError(f"Expected --metadata to be a JSON object: {args.metadata!r}.")
+        task = load_task(args.task, metadata)  # bad data fails before the model loads
+        lm, model_args, chat = _probe_model(args)
+        probe, report = run_probe(
+            lm,
+            task,
+            num_fewshot=args.num_fewshot,
+            apply_chat_template=chat,
+            fewshot_as_multiturn=args.fewshot_as_multiturn,
+            layer=args.layer,
+            n_components=args.components,
+            limit=args.limit,
+            train_limit=args.train_limit,
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
+    except (OSError, ValueError) as err:  # json and data-validation errors are ValueErrors
+        print(f"lm-eval-mlc probe: error: {err}", file=sys.stderr)
+        return 2
+    report = {"model": args.model, "model_args": model_args, **report}
+    print(
+        f"{report['task']}: probe on layer {args.layer}, {report['components']} components, "
+        f"{report['target']} targets, {report['n_train']} train / {report['n_test']} test docs"
+    )
+    for key, value in report["metrics"].items():
+        print(f"{key:<17}{value:>8}" if isinstance(value, int) else f"{key:<17}{value:>8.4f}")
+    if args.output:
+        write_atomic(args.output, json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.output}", file=sys.stderr)
+    if args.save:
+        save_probe(probe, args.save)
+        print(f"wrote {args.save}", file=sys.stderr)
+    return 0
+
+
+def _probe_model(args: argparse.Namespace) -> tuple[object, str, bool]:
+    """The HF model of `args` (embedded SmolLM2 by default), its model args and chat setting."""
+    from lm_eval.api.registry import get_model
+    from lm_eval.models.huggingface import HFLM
+
+    from lm_eval_mlc.default_model import default_model_args
+    from lm_eval_mlc.plugin import register_model
+
+    register_model()
+    model_cls = get_model(args.model)
+    if not (isinstance(model_cls, type) and issubclass(model_cls, HFLM)):
+        raise ValueError(f"Expected a Hugging Face model (hf, hf-mlc), but got {args.model!r}.")
+    model_args = args.model_args or default_model_args()
+    chat = args.apply_chat_template
+    if chat is None:
+        chat = args.model_args is None
+    extra = {"batch_size": args.batch_size, "device": args.device}
+    return model_cls.create_from_arg_string(model_args, extra), model_args, chat
 
 
 if __name__ == "__main__":

@@ -163,6 +163,7 @@ def test_two_models_never_share_cache_entries(tiny_model_dir, tmp_path):
     activate()
     cache = tmp_path / "cache"
     calls: list[int] = []
+    manager = task_manager(metadata={"data_dir": str(FIXTURE)})
 
     def run(lm: HFMultiLabelLM) -> dict:
         generate = lm.generate_until
@@ -170,7 +171,7 @@ def test_two_models_never_share_cache_entries(tiny_model_dir, tmp_path):
         out = simple_evaluate(
             model=lm, tasks=["goemotions_ml"], limit=2, num_fewshot=0, use_cache=str(cache),
             gen_kwargs="max_gen_toks=4",
-            task_manager=task_manager(metadata={"data_dir": str(FIXTURE)}),
+            task_manager=manager,
         )  # fmt: skip
         return out["results"]["goemotions_ml"]
 
