@@ -38,6 +38,8 @@ def model_fingerprint(lm: Any) -> str:
         value = getattr(lm, attr, None)
         if isinstance(value, str | int | float):
             parts[attr] = value
+    if isinstance(getattr(lm, "model_args", None), dict):  # vLLM keeps its engine arguments
+        parts["model_args"] = lm.model_args
     tokenizer = getattr(lm, "tokenizer", None)
     if tokenizer is not None:
         parts["tokenizer"] = [getattr(tokenizer, "name_or_path", ""), len(tokenizer)]

@@ -155,6 +155,21 @@ def test_fingerprint_tells_checkpoints_apart_and_is_stable(tiny_model_dir):
     assert model_fingerprint(_lm(a)) != model_fingerprint(_lm(b))  # same config, other weights
 
 
+def test_fingerprint_of_api_and_vllm_style_wrappers_names_their_model():
+    class Api:
+        def __init__(self, model: str, base_url: str) -> None:
+            self.model, self.base_url = model, base_url
+
+    class VLLMLike:
+        def __init__(self, model: str) -> None:
+            self.model_args = {"model": model, "dtype": "auto"}
+
+    assert model_fingerprint(Api("a", "http://x")) == model_fingerprint(Api("a", "http://x"))
+    assert model_fingerprint(Api("a", "http://x")) != model_fingerprint(Api("b", "http://x"))
+    assert model_fingerprint(Api("a", "http://x")) != model_fingerprint(Api("a", "http://y"))
+    assert model_fingerprint(VLLMLike("a")) != model_fingerprint(VLLMLike("b"))
+
+
 def test_two_models_never_share_cache_entries(tiny_model_dir, tmp_path):
     from lm_eval import simple_evaluate
 
