@@ -376,7 +376,11 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
     probe.add_argument("--limit", type=int, help="first N eval docs")
     probe.add_argument("--train_limit", type=int, help="seeded sample of N train docs")
     probe.add_argument("--batch_size", type=int, default=8, help="docs per forward (8)")
-    probe.add_argument("--device", help="e.g. cpu, cuda, cuda:1 (default: the model's)")
+    probe.add_argument(
+        "--device",
+        default="cuda:0",
+        help="e.g. cpu, cuda, cuda:1 (default: cuda:0, else the CPU, as lm_eval run)",
+    )
     probe.add_argument("--metadata", help='JSON task metadata, e.g. \'{"data_dir": "data/"}\'')
     probe.add_argument("--seed", type=int, default=1234, help="train sample, shots, SVD (1234)")
     probe.add_argument("--output", metavar="FILE", help="write the report here (JSON, atomically)")

@@ -230,7 +230,8 @@ def test_cli_fits_scores_and_saves_on_a_tiny_model(
     report_path, probe_path = tmp_path / "report.json", tmp_path / "probe.joblib"
     argv = ["probe", "--metadata", json.dumps({"data_dir": str(FIXTURE_DATA)}), "--model", "hf"]
     argv += ["--model_args", f"pretrained={tiny_model_dir('llama')},dtype=float32"]
-    argv += ["--device", "cpu", "--output", str(report_path), "--save", str(probe_path)]
+    # No --device: the default must fall back to the CPU where there is no GPU, as lm_eval does.
+    argv += ["--output", str(report_path), "--save", str(probe_path)]
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     assert exit_info.value.code == 0
