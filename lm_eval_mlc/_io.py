@@ -1,12 +1,15 @@
-"""Atomic file output: write beside the target, then rename, so a crash never leaves half a file."""
+"""File output written atomically (beside the target, then renamed: a crash never leaves half a
+file), and JSON input whose errors name the file."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -32,3 +35,14 @@ def write_atomic(path: str | Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def read_json(path: str | Path, kind: str, error: type[ValueError] = ValueError) -> Any:
+    """The JSON document in `path`; `error` naming the file (and `kind`) if missing or broken."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: no such {kind} file.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise error(f"{path}: not a readable JSON {kind} ({err}); is the file cut off?") from None

@@ -33,7 +33,7 @@ from numpy.typing import ArrayLike
 from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 
-from lm_eval_mlc._io import write_atomic
+from lm_eval_mlc._io import read_json, write_atomic
 from lm_eval_mlc.metrics._checks import check_binary, check_probs
 
 FORMAT = "lm-eval-mlc-calibration"
@@ -210,16 +210,7 @@ class Calibration:
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CalibrationInputError(f"{path}: no such calibration file.") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CalibrationInputError(
-                f"{path}: not a readable JSON calibration ({err}); is the file cut off?"
-            ) from None
-        return cls.from_dict(data, str(path))
+        return cls.from_dict(read_json(path, "calibration", CalibrationInputError), str(path))
 
 
 def _strings(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lm_eval_mlc._io import write_atomic
+from lm_eval_mlc._io import read_json, write_atomic
 from lm_eval_mlc.runs import RunResults, filter_sort_key, load_run, metric_sort_key
 
 FORMAT = "lm-eval-mlc-baseline"
@@ -131,13 +131,7 @@ def write_baseline(run: str | Path, path: str | Path) -> dict[str, Any]:
 
 
 def read_baseline(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        baseline = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GateInputError(f"{path}: no such baseline file.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise GateInputError(f"{path}: not a readable JSON baseline ({err}).") from None
+    baseline = read_json(path, "baseline", GateInputError)
     if not isinstance(baseline, dict) or baseline.get("format") != FORMAT:
         raise GateInputError(
             f"{path}: not an lm-eval-mlc baseline (write one with --write-baseline)."
