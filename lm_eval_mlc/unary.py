@@ -15,7 +15,8 @@ backend with prefix caching computes it once per doc.
 
 `process_results` turns the 2 x n_labels results into the same per-doc record as
 :func:`lm_eval_mlc.harness.process_results` (predicted set: P(yes) >= 0.5), so the same
-aggregations apply. `invalid_label_rate` has no meaning here and is not reported.
+aggregations apply. `invalid_label_rate` has no meaning here and is not reported;
+`nonfinite_pairs` counts label questions whose log-likelihoods were NaN/inf (P(yes) = 0 there).
 """
 
 from __future__ import annotations
@@ -59,9 +60,20 @@ def doc_to_target(doc: Mapping[str, Any]) -> str:
 
 
 def yes_probabilities(loglikelihoods: Sequence[float]) -> np.ndarray:
-    """P(yes) per label from the (yes, no) log-likelihood pairs, in `doc_to_choice` order."""
+    """P(yes) per label from the (yes, no) log-likelihood pairs, in `doc_to_choice` order.
+
+    A pair with no defined difference (NaN from a broken checkpoint, or both -inf) gives 0:
+    the label is not predicted; `nonfinite_pairs` counts such pairs.
+    """
     pairs = np.asarray(loglikelihoods, dtype=float).reshape(-1, 2)
-    return expit(pairs[:, 0] - pairs[:, 1])
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(expit(pairs[:, 0] - pairs[:, 1]), nan=0.0)
+
+
+def nonfinite_pairs(loglikelihoods: Sequence[float]) -> int:
+    """How many (yes, no) pairs hold a NaN or infinite log-likelihood."""
+    pairs = np.asarray(loglikelihoods, dtype=float).reshape(-1, 2)
+    return int((~np.isfinite(pairs)).any(axis=1).sum())
 
 
 def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]:
@@ -72,7 +84,8 @@ def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str,
             f"Expected {2 * len(names)} log-likelihoods (yes and no per label), "
             f"but got {len(results)}."
         )
-    probs = yes_probabilities([ll for ll, _ in results])
+    loglikelihoods = [ll for ll, _ in results]
+    probs = yes_probabilities(loglikelihoods)
     record = {
         "y_true": to_indicator(doc["labels"], names).tolist(),
         "y_pred": (probs >= THRESHOLD).astype(int).tolist(),
@@ -81,4 +94,6 @@ def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str,
         "n_items": 0,
         "n_invalid": 0,
     }
-    return dict.fromkeys(UNARY_METRIC_KEYS, record)
+    return dict.fromkeys(UNARY_METRIC_KEYS, record) | {
+        "nonfinite_pairs": nonfinite_pairs(loglikelihoods)
+    }

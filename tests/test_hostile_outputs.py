@@ -232,3 +232,19 @@ def test_payload_with_nonfinite_probabilities_through_the_filter() -> None:
     assert (record["n_items"], record["n_invalid"]) == (2, 1)  # the text is still parsed
     generated = harness.process_results(DOC, [strategy_view(response, "generated")])
     assert generated["nonfinite_steps"] == 1 and _predicted(generated["micro_f1"]) == ["joy"]
+
+
+def test_unary_loglikelihoods_from_a_broken_checkpoint_are_counted_not_nan() -> None:
+    """NaN or infinite (yes, no) log-likelihoods: P(yes) finite (0 where undefined), counted."""
+    from lm_eval_mlc import unary
+
+    doc = {"labels": ["joy", "fear"], "label_names": ["joy", "fear", "anger"], "id": "d"}
+    lls = [math.nan, -1.0, -math.inf, -math.inf, -math.inf, -0.5]  # NaN, undefined, a clear no
+    out = unary.process_results(doc, [(ll, False) for ll in lls])
+    assert out["micro_f1"]["probs"] == [0.0, 0.0, 0.0]
+    assert out["nonfinite_pairs"] == 3
+    assert harness.total([out["nonfinite_pairs"]] * 2) == 6
+    records = [out["micro_f1"]] * 4
+    for metric in ("ece", "brier", "micro_f1", "roc_auc_micro"):
+        value = getattr(harness, metric)(records)
+        assert math.isfinite(value), metric

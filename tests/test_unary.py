@@ -43,7 +43,8 @@ def test_record_matches_the_generative_format() -> None:
     # fear: 0.2 / (0.2 + 0.8) = 0.2 -> off.
     lls = [math.log(0.6), math.log(0.2), -3.0, -3.0, math.log(0.2), math.log(0.8)]
     out = process_results(DOC, [(ll, False) for ll in lls])
-    assert set(out) == set(UNARY_METRIC_KEYS) == set(harness.METRIC_KEYS) - {"invalid_label_rate"}
+    assert set(UNARY_METRIC_KEYS) == set(harness.METRIC_KEYS) - {"invalid_label_rate"}
+    assert set(out) == {*UNARY_METRIC_KEYS, "nonfinite_pairs"} and out["nonfinite_pairs"] == 0
     record = out["micro_f1"]
     assert record["y_true"] == [1, 0, 1]
     assert record["y_pred"] == [1, 1, 0]
