@@ -6,9 +6,9 @@ multi-label task (docs carrying `label_names`) the response is a JSON payload
 (`lm_eval_mlc.payload`) holding the generated text, the exact label distribution at every label
 step and each strategy's P(label); other requests get plain text, exactly as from `hf`.
 
-Cost: the prompt is prefilled once, by generation. All label steps of a doc are then scored in
-one extra forward over the label tries, reusing the generation's KV cache; the `marginal` tree
-search (opt-in) expands its frontier in batches over the same cache.
+Cost: the prompt is prefilled once, by generation. All label steps of all docs of a batch are
+then scored in one extra forward over their label tries, reusing the generation's KV cache; the
+`marginal` tree search (opt-in) expands its frontier in batches over the same cache.
 
 Hand-over: the label set travels in the doc (lm-eval passes each request's doc to the model, and
 never to a backend), so the same task YAMLs run unchanged on `hf`, vLLM and API models, and the
@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lm_eval.models  # noqa: F401  (register lm-eval's own models before ours; see plugin.py)
@@ -37,7 +37,7 @@ from tqdm import tqdm
 from transformers import DynamicCache
 
 from lm_eval_mlc.label_spans import UNQUOTED_CLOSERS, LabelSpan, label_spans
-from lm_eval_mlc.models.label_scoring import LabelStep, score_label_steps
+from lm_eval_mlc.models.label_scoring import LabelStep, score_label_steps_rows
 from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
 from lm_eval_mlc.payload import dump_payload
 from lm_eval_mlc.step_distributions import STEP_STRATEGIES, step_records, step_strategies
@@ -88,6 +88,22 @@ def _parse_strategies(value: Any) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"Expected mlc_strategies among {ALL_STRATEGIES} or 'all', but got {bad}.")
     return tuple(dict.fromkeys(["generated", *names]))
+
+
+@dataclass
+class _Prepared:
+    """One answer's label steps, before the batch's single label-scoring forward."""
+
+    text: str
+    label_names: list[str]
+    pad: int  # left padding of its row in the generation batch
+    nonfinite: int  # generated tokens whose logits had NaN/inf
+    root_logprobs: torch.Tensor | None  # first generated token's log-probs (marginal search)
+    steps: list[LabelStep] = field(default_factory=list)
+    step_labels: list[int] = field(default_factory=list)
+    token_indices: list[int] = field(default_factory=list)
+    path_logp: list[float] = field(default_factory=list)
+    first_logits: list[list[float]] = field(default_factory=list)
 
 
 @register_model("hf-mlc")
@@ -167,28 +183,41 @@ class HFMultiLabelLM(HFLM):
             )
         logits = torch.stack(out.logits, dim=1).float()  # (B, T, V)
         logprobs = torch.log_softmax(logits, dim=-1)
-        texts = []
+        texts: list[str] = []
+        prepared: dict[int, _Prepared] = {}
         for row, req in enumerate(requests):
             gen_ids = out.sequences[row, ctx_len:].tolist()
             text, n_tokens = self._cut(gen_ids, until)
+            texts.append(text)
             names = _label_names(req)
-            if not names:
-                texts.append(text)
-                continue
-            pad = int((attn[row] == 0).sum())
-            payload = self._measure(
-                row_cache=_row_cache(out.past_key_values, row, len(requests)),
-                pad=pad,
-                ctx_len=ctx_len,
-                gen_ids=gen_ids[:n_tokens],
-                logits=logits[row, :n_tokens],
-                logprobs=logprobs[row, :n_tokens],
-                text=text,
-                label_names=list(names),
-                options=options,
-                until=until,
+            if names:
+                prepared[row] = self._label_steps(
+                    pad=int((attn[row] == 0).sum()),
+                    ctx_len=ctx_len,
+                    gen_ids=gen_ids[:n_tokens],
+                    logits=logits[row, :n_tokens],
+                    logprobs=logprobs[row, :n_tokens],
+                    text=text,
+                    label_names=list(names),
+                )
+        rows = range(len(requests))
+        with torch.no_grad():
+            scores = score_label_steps_rows(
+                self.model,
+                out.past_key_values,
+                [prepared[r].pad if r in prepared else 0 for r in rows],
+                [prepared[r].steps if r in prepared else [] for r in rows],
             )
-            texts.append(dump_payload(payload))
+        for row, prep in prepared.items():
+            payload = self._payload(prep, *scores[row], options)
+            if "marginal" in options.strategies and prep.root_logprobs is not None:
+                result = self._marginal(
+                    _row_cache(out.past_key_values, row, len(requests)), prep.pad, ctx_len,
+                    prep.root_logprobs, prep.label_names, until, options,
+                )  # fmt: skip
+                payload["strategies"]["marginal"] = np.clip(result.probs, 0, 1).tolist()
+                payload["marginal_unexplored"] = result.unexplored
+            texts[row] = dump_payload(payload)
         return texts, n_truncated
 
     def _prompt_room(
@@ -226,10 +255,9 @@ class HFMultiLabelLM(HFLM):
         return full[:cut], n_tokens
 
     # ------------------------------------------------------------------ measurements
-    def _measure(
+    def _label_steps(
         self,
         *,
-        row_cache: object,
         pad: int,
         ctx_len: int,
         gen_ids: list[int],
@@ -237,9 +265,8 @@ class HFMultiLabelLM(HFLM):
         logprobs: torch.Tensor,
         text: str,
         label_names: list[str],
-        options: MlcOptions,
-        until: Sequence[str],
-    ) -> dict[str, Any]:
+    ) -> _Prepared:
+        """Where labels start in one answer, and what scoring them needs (no forward yet)."""
         # A broken checkpoint's NaN/inf logits: count the steps, then read NaN log-probs as
         # -inf (no mass) and non-finite raw logits as 0 (no evidence), so every probability
         # stays finite and in [0, 1] and the payload stays valid JSON.
@@ -248,7 +275,13 @@ class HFMultiLabelLM(HFLM):
         logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
         offsets = [len(self.tok_decode(gen_ids[:i], False)) for i in range(len(gen_ids) + 1)]
         spans = label_spans(text, label_names) or _virtual_span(text)
-        steps, step_labels, token_indices, path_logp, first_logits = [], [], [], [], []
+        prep = _Prepared(
+            text=text,
+            label_names=label_names,
+            pad=pad,
+            nonfinite=nonfinite,
+            root_logprobs=logprobs[0] if len(gen_ids) else None,
+        )
         chosen = [lp[t].item() for lp, t in zip(logprobs, gen_ids, strict=True)]
         for span in spans:
             t = max(i for i in range(len(gen_ids)) if offsets[i] <= span.start)
@@ -256,7 +289,7 @@ class HFMultiLabelLM(HFLM):
             sequences = [
                 self.tok_encode(lead + name, add_special_tokens=False) for name in label_names
             ]
-            steps.append(
+            prep.steps.append(
                 LabelStep(
                     boundary=ctx_len + t,
                     position=ctx_len + t - pad,
@@ -265,38 +298,36 @@ class HFMultiLabelLM(HFLM):
                     terminators=self._terminators(span.quote),
                 )
             )
-            first_logits.append([logits[t, seq[0]].item() for seq in sequences])
-            step_labels.append(span.label)
-            token_indices.append(t)
-            path_logp.append(float(sum(chosen[:t])))
-        with torch.no_grad():
-            complete, first = score_label_steps(self.model, row_cache, pad, steps)
+            prep.first_logits.append([logits[t, seq[0]].item() for seq in sequences])
+            prep.step_labels.append(span.label)
+            prep.token_indices.append(t)
+            prep.path_logp.append(float(sum(chosen[:t])))
+        return prep
+
+    def _payload(
+        self, prep: _Prepared, complete: np.ndarray, first: np.ndarray, options: MlcOptions
+    ) -> dict[str, Any]:
+        """The payload of one answer from its scored label steps (`marginal` added after)."""
         complete, first = np.nan_to_num(complete, nan=-np.inf), np.nan_to_num(first, nan=-np.inf)
-        firsts = [seq[0] for seq in steps[0].sequences] if steps else []
-        strategies = step_strategies(complete, step_labels, path_logp, len(label_names))
-        payload: dict[str, Any] = {
-            "text": text,
-            "labels": label_names,
+        firsts = [seq[0] for seq in prep.steps[0].sequences] if prep.steps else []
+        n_labels = len(prep.label_names)
+        strategies = step_strategies(complete, prep.step_labels, prep.path_logp, n_labels)
+        return {
+            "text": prep.text,
+            "labels": prep.label_names,
             "steps": step_records(
                 complete,
                 first,
-                np.array(first_logits),
-                step_labels,
-                token_indices,
+                np.array(prep.first_logits),
+                prep.step_labels,
+                prep.token_indices,
                 firsts,
-                label_names,
+                prep.label_names,
             ),  # fmt: skip
             "strategies": {k: v for k, v in strategies.items() if k in options.strategies},
             "options": options.as_dict(),
-            "nonfinite_steps": nonfinite,
+            "nonfinite_steps": prep.nonfinite,
         }
-        if "marginal" in options.strategies and logprobs.shape[0] > 0:
-            result = self._marginal(
-                row_cache, pad, ctx_len, logprobs[0], label_names, until, options
-            )
-            payload["strategies"]["marginal"] = np.clip(result.probs, 0, 1).tolist()
-            payload["marginal_unexplored"] = result.unexplored
-        return payload
 
     def _marginal(self, cache, pad, ctx_len, root_logprobs, label_names, until, options):
         token_text = self._vocab_text()

@@ -4,16 +4,18 @@ A label is scored as its whole token sequence followed by a token that ends it (
 delimiter, bracket or EOS), so "S1" (next token '"') and "S10" (next token '0') are told apart,
 as are labels sharing a first token. All steps of a doc are scored in ONE forward pass: the
 label tries of every step are appended after the doc's cached prompt and path, each node
-seeing only its own step's prefix and its trie ancestors (see `tree_attention`).
+seeing only its own step's prefix and its trie ancestors (see `tree_attention`); the docs of a
+generation batch share that one forward (`score_label_steps_rows`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 
 from lm_eval_mlc.label_trie import LabelTrie
 from lm_eval_mlc.models.tree_attention import tree_forward
@@ -41,27 +43,83 @@ def score_label_steps(
     """
     if not steps:
         return np.zeros((0, 0)), np.zeros((0, 0))
-    tries = [LabelTrie.build(step.sequences) for step in steps]
+    return _score_blocks(model, cache, [(kv_start, steps)])[0]
+
+
+def score_label_steps_rows(
+    model: torch.nn.Module,
+    cache: DynamicCache,
+    pads: Sequence[int],
+    steps_per_row: Sequence[Sequence[LabelStep]],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`score_label_steps` for every doc of a generation batch, in ONE forward.
+
+    `cache` is the batch's generation cache (row r left-padded by `pads[r]`; step boundaries in
+    those padded coordinates). The rows' cached prefixes, padding dropped, are joined along the
+    sequence axis into one batch-size-1 cache, and every row's tries attend only to their own
+    block (a block-diagonal tree mask; position ids are the rows' own, and cached keys already
+    carry theirs). One forward over all the batch's trie nodes replaces one per doc; the
+    generation cache itself is left as it was.
+    """
+    empty = (np.zeros((0, 0)), np.zeros((0, 0)))
+    results = [empty] * len(steps_per_row)
+    active = [r for r, steps in enumerate(steps_per_row) if steps]
+    if not active:
+        return results
+    spans = {r: (pads[r], max(step.boundary for step in steps_per_row[r])) for r in active}
+    joined = DynamicCache()
+    for layer_idx, layer in enumerate(cache.layers):
+        keys = torch.cat([layer.keys[r : r + 1, :, a:b] for r, (a, b) in spans.items()], dim=2)
+        values = torch.cat([layer.values[r : r + 1, :, a:b] for r, (a, b) in spans.items()], 2)
+        joined.update(keys, values, layer_idx)
+    blocks, offset = [], 0
+    for r in active:
+        start, end = spans[r]
+        shifted = [
+            replace(step, boundary=step.boundary - start + offset) for step in steps_per_row[r]
+        ]
+        blocks.append((offset, shifted))
+        offset += end - start
+    for r, result in zip(active, _score_blocks(model, joined, blocks), strict=True):
+        results[r] = result
+    return results
+
+
+def _score_blocks(
+    model: torch.nn.Module, cache: object, blocks: Sequence[tuple[int, Sequence[LabelStep]]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One forward over the tries of every step of every block; a block's steps see cache
+    positions [kv_start, boundary) and their own trie ancestors only."""
     cache_len = _cache_len(cache)
     tokens: list[int] = []
     parents: list[int] = []
     positions: list[int] = []
     allowed_rows: list[torch.Tensor] = []
-    offsets: list[int] = []
-    for step, trie in zip(steps, tries, strict=True):
-        offsets.append(len(tokens))
-        row = torch.zeros(cache_len, dtype=torch.bool)
-        row[kv_start : step.boundary] = True
-        tokens += trie.tokens
-        parents += [p + offsets[-1] if p >= 0 else -1 for p in trie.parents]
-        positions += [step.position + depth - 1 for depth in trie.depths]
-        allowed_rows += [row] * len(trie)
+    placed: list[list[tuple[LabelStep, LabelTrie, int]]] = []
+    for kv_start, steps in blocks:
+        placed.append([])
+        for step in steps:
+            trie = LabelTrie.build(step.sequences)
+            offset = len(tokens)
+            row = torch.zeros(cache_len, dtype=torch.bool)
+            row[kv_start : step.boundary] = True
+            tokens += trie.tokens
+            parents += [p + offset if p >= 0 else -1 for p in trie.parents]
+            positions += [step.position + depth - 1 for depth in trie.depths]
+            allowed_rows += [row] * len(trie)
+            placed[-1].append((step, trie, offset))
     logits, _ = tree_forward(model, cache, tokens, parents, positions, torch.stack(allowed_rows))
     node_lp = torch.log_softmax(logits, dim=-1).cpu()
+    return [_read_block(block, node_lp) for block in placed]
 
-    complete = np.empty((len(steps), len(steps[0].sequences)))
+
+def _read_block(
+    placed: Sequence[tuple[LabelStep, LabelTrie, int]], node_lp: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """(complete, first) log-probabilities of one block's steps from the scored trie nodes."""
+    complete = np.empty((len(placed), len(placed[0][0].sequences)))
     first = np.empty_like(complete)
-    for k, (step, trie, offset) in enumerate(zip(steps, tries, offsets, strict=True)):
+    for k, (step, trie, offset) in enumerate(placed):
         prefix_lp = step.prefix_logprobs.float().cpu()
         term = step.terminators.cpu()
         for label, (seq, end) in enumerate(zip(step.sequences, trie.ends, strict=True)):
