@@ -9,7 +9,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from lm_eval_mlc.label_trie import LabelTrie
-from lm_eval_mlc.models.label_scoring import LabelStep, score_label_steps
+from lm_eval_mlc.models.label_scoring import LabelStep, score_label_steps, score_label_steps_rows
 from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
 from lm_eval_mlc.step_distributions import (
     entropy_bits,
@@ -78,6 +78,42 @@ def test_exact_label_probabilities_equal_enumerating_sequences():
                     total += math.exp(sum(full[b - 1 + i, t].item() for i, t in enumerate(seq)))
             assert complete[k, j] == pytest.approx(math.log(total), abs=1e-5)
             assert first[k, j] == pytest.approx(lp[b - 1, label[0]].item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("max_nodes", [512, 1])  # one joined forward; one forward per doc
+def test_joined_batch_scoring_equals_each_doc_alone(max_nodes):
+    """A left-padded batch's docs scored in one forward over their joined caches give what
+    each doc gives alone, unpadded; a doc without steps gets empty arrays."""
+    vocab = 12
+    model = _tiny_model(vocab, seed=2)
+    prefixes = [[3, 4, 5, 6, 7, 8, 3], [4, 4], [5, 3, 8, 6]]
+    terminators = torch.zeros(vocab, dtype=torch.bool)
+    terminators[[1, 2]] = True
+    labels = [[9], [9, 10], [10, 9, 11]]
+    steps_at = [(2, 6), (), (4,)]  # label steps after this many tokens of each prefix
+    width = max(map(len, prefixes))
+    pads = [width - len(p) for p in prefixes]
+    ids = torch.tensor([[0] * pad + p for pad, p in zip(pads, prefixes, strict=True)])
+    mask = (torch.arange(width)[None] >= torch.tensor(pads)[:, None]).long()
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
+    lp = torch.log_softmax(out.logits, -1)
+
+    def step(row, b, pad, logprobs):
+        return LabelStep(b + pad, b, logprobs[b + pad - 1], labels, terminators)
+
+    rows = [[step(r, b, pads[r], lp[r]) for b in steps_at[r]] for r in range(3)]
+    with torch.no_grad():
+        joined = score_label_steps_rows(model, out.past_key_values, pads, rows, max_nodes)
+        for r, prefix in enumerate(prefixes):
+            alone_out = model(torch.tensor([prefix]), use_cache=True)
+            alone_lp = torch.log_softmax(alone_out.logits[0], -1)
+            alone = [step(r, b, 0, alone_lp) for b in steps_at[r]]
+            complete, first = score_label_steps(model, alone_out.past_key_values, 0, alone)
+            shape = (len(steps_at[r]), len(labels)) if steps_at[r] else (0, 0)
+            assert joined[r][0].shape == complete.shape == shape
+            np.testing.assert_allclose(joined[r][0], complete, atol=1e-5)
+            np.testing.assert_allclose(joined[r][1], first, atol=1e-5)
 
 
 def _brute_force_marginal(model, prompt, detector, n_labels, max_new_tokens):

@@ -46,43 +46,68 @@ def score_label_steps(
     return _score_blocks(model, cache, [(kv_start, steps)])[0]
 
 
+#: Trie tokens one joined forward may carry (its logits are nodes x vocabulary floats: 512 x
+#: 128k x 4 bytes = 256 MiB); docs past it go to the next forward, a bigger doc alone.
+MAX_JOINED_NODES = 512
+
+
 def score_label_steps_rows(
     model: torch.nn.Module,
     cache: DynamicCache,
     pads: Sequence[int],
     steps_per_row: Sequence[Sequence[LabelStep]],
+    max_nodes: int = MAX_JOINED_NODES,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`score_label_steps` for every doc of a generation batch, in ONE forward.
+    """`score_label_steps` for every doc of a generation batch, in as few forwards as fit.
 
     `cache` is the batch's generation cache (row r left-padded by `pads[r]`; step boundaries in
     those padded coordinates). The rows' cached prefixes, padding dropped, are joined along the
     sequence axis into one batch-size-1 cache, and every row's tries attend only to their own
     block (a block-diagonal tree mask; position ids are the rows' own, and cached keys already
-    carry theirs). One forward over all the batch's trie nodes replaces one per doc; the
-    generation cache itself is left as it was.
+    carry theirs). Rows are grouped up to `max_nodes` trie tokens per forward, so a batch
+    usually costs one forward instead of one per doc; the generation cache is left as it was.
     """
     empty = (np.zeros((0, 0)), np.zeros((0, 0)))
     results = [empty] * len(steps_per_row)
-    active = [r for r, steps in enumerate(steps_per_row) if steps]
-    if not active:
-        return results
-    spans = {r: (pads[r], max(step.boundary for step in steps_per_row[r])) for r in active}
+    groups: list[list[int]] = []
+    size = 0
+    for r, steps in enumerate(steps_per_row):
+        if not steps:
+            continue
+        nodes = sum(len(seq) for step in steps for seq in step.sequences)  # trie size bound
+        if not groups or size + nodes > max_nodes:
+            groups.append([])
+            size = 0
+        groups[-1].append(r)
+        size += nodes
+    for group in groups:
+        joined, blocks = _join_rows(cache, pads, steps_per_row, group)
+        for r, result in zip(group, _score_blocks(model, joined, blocks), strict=True):
+            results[r] = result
+    return results
+
+
+def _join_rows(
+    cache: DynamicCache,
+    pads: Sequence[int],
+    steps_per_row: Sequence[Sequence[LabelStep]],
+    rows: Sequence[int],
+) -> tuple[DynamicCache, list[tuple[int, list[LabelStep]]]]:
+    """One batch-size-1 cache of `rows`' attended prefixes, and their steps moved into it."""
+    spans = [(r, pads[r], max(step.boundary for step in steps_per_row[r])) for r in rows]
     joined = DynamicCache()
     for layer_idx, layer in enumerate(cache.layers):
-        keys = torch.cat([layer.keys[r : r + 1, :, a:b] for r, (a, b) in spans.items()], dim=2)
-        values = torch.cat([layer.values[r : r + 1, :, a:b] for r, (a, b) in spans.items()], 2)
+        keys = torch.cat([layer.keys[r : r + 1, :, a:b] for r, a, b in spans], dim=2)
+        values = torch.cat([layer.values[r : r + 1, :, a:b] for r, a, b in spans], dim=2)
         joined.update(keys, values, layer_idx)
     blocks, offset = [], 0
-    for r in active:
-        start, end = spans[r]
-        shifted = [
+    for r, start, end in spans:
+        moved = [
             replace(step, boundary=step.boundary - start + offset) for step in steps_per_row[r]
         ]
-        blocks.append((offset, shifted))
+        blocks.append((offset, moved))
         offset += end - start
-    for r, result in zip(active, _score_blocks(model, joined, blocks), strict=True):
-        results[r] = result
-    return results
+    return joined, blocks
 
 
 def _score_blocks(
