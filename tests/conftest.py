@@ -56,12 +56,19 @@ def smollm2_tokenizer_dir(smollm2_args, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(smollm2_tokenizer_dir, tmp_path_factory):
-    """Factory: a randomly initialised `llama` or `gpt2` checkpoint (seeded) with SmolLM2's
-    tokenizer, saved once per (kind, seed, positions) so `pretrained=<dir>` loads it anywhere."""
+    """Factory: a randomly initialised `llama`, `mistral` or `gpt2` checkpoint (seeded) with
+    SmolLM2's tokenizer, saved once per (kind, seed, positions); `pretrained=<dir>` loads it."""
     import shutil
 
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+    )
 
     built: dict[tuple[str, int, int], Path] = {}
 
@@ -77,6 +84,13 @@ def tiny_model_dir(smollm2_tokenizer_dir, tmp_path_factory):
                     max_position_embeddings=positions, **common,
                 )  # fmt: skip
                 model = LlamaForCausalLM(config)
+            elif kind == "mistral":  # sliding-window attention over the last 32 tokens
+                config = MistralConfig(
+                    hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, sliding_window=32,
+                    max_position_embeddings=positions, **common,
+                )  # fmt: skip
+                model = MistralForCausalLM(config)
             else:
                 config = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=positions, **common)
                 model = GPT2LMHeadModel(config)

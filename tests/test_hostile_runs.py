@@ -62,7 +62,7 @@ def _script(lm: HFMultiLabelLM, answer: str = ANSWER) -> None:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = model(
             input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-            past_key_values=DynamicCache(), use_cache=True,
+            past_key_values=DynamicCache(config=model.config), use_cache=True,
         )  # fmt: skip
         logits = tuple(out.logits[:, ctx_len - 1 + i] for i in range(n))
         return SimpleNamespace(sequences=ids, logits=logits, past_key_values=out.past_key_values)
@@ -99,6 +99,16 @@ def test_prompts_past_the_context_are_left_truncated_with_one_warning(tiny_model
     warnings = [r.getMessage() for r in caplog.records if "truncated from the left" in r.message]
     assert len(warnings) == 1 and warnings[0].startswith("hf-mlc: 2 of 3 prompts")
     assert not any("Left truncation applied" in r.getMessage() for r in caplog.records)
+
+
+def test_sliding_window_past_its_window_is_a_clear_error_not_a_wrong_probability(tiny_model_dir):
+    lm = _lm(tiny_model_dir("mistral"))  # window: 32 tokens
+    _script(lm)
+    (short,) = lm.generate_until(_requests(["Comment: hi\nEmotions:"]))
+    _check_finite_payload(load_payload(short))
+    long = "Comment: " + "so very long and winding " * 20 + "\nEmotions:"
+    with pytest.raises(NotImplementedError, match="DynamicSlidingWindowLayer.*full-attention"):
+        lm.generate_until(_requests([long]))
 
 
 def test_no_room_for_the_prompt_is_a_clear_error(tiny_model_dir):

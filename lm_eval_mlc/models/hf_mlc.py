@@ -37,7 +37,11 @@ from tqdm import tqdm
 from transformers import DynamicCache
 
 from lm_eval_mlc.label_spans import UNQUOTED_CLOSERS, LabelSpan, label_spans
-from lm_eval_mlc.models.label_scoring import LabelStep, score_label_steps_rows
+from lm_eval_mlc.models.label_scoring import (
+    LabelStep,
+    check_full_cache,
+    score_label_steps_rows,
+)
 from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
 from lm_eval_mlc.payload import dump_payload
 from lm_eval_mlc.step_distributions import STEP_STRATEGIES, step_records, step_strategies
@@ -403,6 +407,7 @@ def _virtual_span(text: str) -> list[LabelSpan]:
 
 def _row_cache(cache: DynamicCache, row: int, batch: int) -> DynamicCache:
     """Batch-size-1 copy of one row of a generation cache (the cache itself when batch is 1)."""
+    check_full_cache(cache, int(cache.get_seq_length()))
     if batch == 1:
         return cache
     single = DynamicCache()

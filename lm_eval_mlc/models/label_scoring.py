@@ -95,6 +95,7 @@ def _join_rows(
 ) -> tuple[DynamicCache, list[tuple[int, list[LabelStep]]]]:
     """One batch-size-1 cache of `rows`' attended prefixes, and their steps moved into it."""
     spans = [(r, pads[r], max(step.boundary for step in steps_per_row[r])) for r in rows]
+    check_full_cache(cache, max(end for _, _, end in spans))
     joined = DynamicCache()
     for layer_idx, layer in enumerate(cache.layers):
         keys = torch.cat([layer.keys[r : r + 1, :, a:b] for r, a, b in spans], dim=2)
@@ -108,6 +109,23 @@ def _join_rows(
         blocks.append((offset, moved))
         offset += end - start
     return joined, blocks
+
+
+def check_full_cache(cache: object, length: int) -> None:
+    """Raise unless every layer of `cache` holds keys for all of its first `length` positions.
+
+    Sliding-window layers past their window and recurrent (Mamba-style) layers do not; slicing
+    them by position would silently score labels against the wrong context.
+    """
+    for i, layer in enumerate(getattr(cache, "layers", None) or []):
+        keys = getattr(layer, "keys", None)
+        if not isinstance(keys, torch.Tensor) or keys.shape[-2] < length:
+            raise NotImplementedError(
+                f"hf-mlc: cache layer {i} ({type(layer).__name__}) does not hold all {length} "
+                "positions (a sliding-window layer past its window, or a recurrent layer); label "
+                "scoring needs full-attention caches. Shorten the prompt below the window, or "
+                "evaluate this model with `hf` (generated labels only)."
+            )
 
 
 def _score_blocks(
