@@ -101,6 +101,26 @@ def test_prompts_past_the_context_are_left_truncated_with_one_warning(tiny_model
     assert not any("Left truncation applied" in r.getMessage() for r in caplog.records)
 
 
+def test_unary_prompts_past_the_context_are_truncated_with_one_warning(tiny_model_dir, caplog):
+    """Log-likelihood requests (unary tasks): one summary instead of one warning per request."""
+    lm = _lm(tiny_model_dir("gpt2", positions=96))
+    long = "Comment: " + "so very long and winding " * 60 + "\nIs it joy?"
+    contexts = [long, "Comment: short\nIs it joy?", long + " again"]
+    requests = [
+        Instance("loglikelihood", {}, (context, answer), i)
+        for i, (context, answer) in enumerate((c, a) for c in contexts for a in (" Yes", " No"))
+    ]
+    with caplog.at_level(logging.WARNING):
+        results = lm.loglikelihood(requests)
+    assert len(results) == 6 and all(math.isfinite(ll) and ll < 0 for ll, _ in results)
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if "truncated from the left" in m] == [
+        "hf-mlc: 2 of 3 prompts were longer than the model's context (max_length 96, with the "
+        "answer) and were truncated from the left; their start is lost."
+    ]
+    assert not any("Combined length of context" in m for m in messages)
+
+
 def test_sliding_window_past_its_window_is_a_clear_error_not_a_wrong_probability(tiny_model_dir):
     lm = _lm(tiny_model_dir("mistral"))  # window: 32 tokens
     _script(lm)

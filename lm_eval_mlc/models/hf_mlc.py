@@ -150,6 +150,31 @@ class HFMultiLabelLM(HFLM):
             )
         return results  # type: ignore[return-value]
 
+    def _loglikelihood_tokens(
+        self,
+        requests: list[tuple[tuple[str, str], list[int], list[int]]],
+        disable_tqdm: bool = False,
+        override_bs: int | None = None,
+    ) -> list[tuple[float, bool]]:
+        """HFLM's scoring (unary tasks), its per-request truncation warnings replaced by one."""
+        limit = self.max_length + 1
+        prompts = {key[0] for key, _, _ in requests}
+        long = {key[0] for key, ctx, cont in requests if len(ctx) + len(cont) > limit}
+        hflm_logger = logging.getLogger(HFLM.__module__)
+        quiet = _DropMessages("Combined length of context")
+        hflm_logger.addFilter(quiet)
+        try:
+            results = super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+        finally:
+            hflm_logger.removeFilter(quiet)
+        if long:
+            logger.warning(
+                f"hf-mlc: {len(long)} of {len(prompts)} prompts were longer than the model's "
+                f"context (max_length {self.max_length}, with the answer) and were truncated "
+                "from the left; their start is lost."
+            )
+        return results
+
     # ------------------------------------------------------------------ one batch
     def _generate_batch(self, requests: Sequence[Instance]) -> tuple[list[str], int]:
         """Payloads (or plain text) of one batch, and how many of its prompts were truncated."""
@@ -391,6 +416,17 @@ class HFMultiLabelLM(HFLM):
                 mask[self.eot_token_id] = True
             self._terminator_masks[quote] = mask
         return self._terminator_masks[quote]
+
+
+class _DropMessages(logging.Filter):
+    """Drops log records whose message starts with `prefix` (a summary replaces them)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
 
 
 def _label_names(request: Instance) -> list[str] | None:
