@@ -171,7 +171,8 @@ def _records(path: Path, required: Sequence[str], problems: list[DataProblem]):
     """The header, then (row, record) pairs; row = the line the record starts on.
 
     Yields None instead of the header (and nothing more) when the file has no header or
-    lacks a required column; the problems go to `problems`.
+    lacks a required column; records with another field count than the header are skipped.
+    The problems go to `problems`.
     """
     source = str(path)
     with io.StringIO(read_text(path, problems), newline="") as f:
@@ -191,6 +192,10 @@ def _records(path: Path, required: Sequence[str], problems: list[DataProblem]):
         for record in reader:
             # Quoted text may span lines; report the line the record starts on.
             row, end = end + 1, reader.line_num
+            if len(record) != len(header):
+                message = f"expected {len(header)} comma-separated fields, got {len(record)}"
+                problems.append(DataProblem(source, row, "columns", message))
+                continue
             yield row, record
 
 
@@ -205,10 +210,6 @@ def _read_full(path: Path) -> tuple[dict[Turns, _Item] | None, list[DataProblem]
     items: dict[Turns, _Item] = {}
     column = {name: i for i, name in enumerate(header)}
     for row, record in records:
-        if len(record) != len(header):
-            message = f"expected {len(header)} comma-separated fields, got {len(record)}"
-            problems.append(DataProblem(source, row, "columns", message))
-            continue
         cells = [record[column[name]] for name in _TYPE_COLUMNS]
         bad = [(n, c) for n, c in zip(_TYPE_COLUMNS, cells, strict=True) if c not in _BINARY]
         problems += [DataProblem(source, row, n, f"expected 0 or 1, got '{c}'") for n, c in bad]
@@ -242,10 +243,6 @@ def _read_split(path: Path) -> tuple[list[tuple[int, str, MatchKey]] | None, lis
         if match := _SPLIT_ANNOTATOR.fullmatch(name):
             abuse_columns[match.group(1)].append(i)
     for row, record in records:
-        if len(record) != len(header):
-            message = f"expected {len(header)} comma-separated fields, got {len(record)}"
-            problems.append(DataProblem(source, row, "columns", message))
-            continue
         doc_id = record[column["example_id"]].strip().removesuffix(".0")
         if not doc_id:
             problems.append(DataProblem(source, row, "example_id", "empty example_id"))
