@@ -27,7 +27,8 @@ RULES: tuple[Rule, ...] = ("prob", "entropy", "logtoku")
 
 
 def logtoku_aleatoric(logits: Sequence[float], k: int = 5) -> float:
-    """LogTokU aleatoric uncertainty of the k largest logits (0 when no logit is positive)."""
+    """LogTokU aleatoric uncertainty of the k largest logits (0 when no logit is positive, or
+    when the step has no first-token logits)."""
     top = np.sort(np.asarray(logits, dtype=float))[::-1][:k]
     alpha = np.maximum(top, 0.0)
     alpha0 = alpha.sum()
@@ -43,7 +44,8 @@ def rule_score(step: Mapping[str, Any], rule: Rule) -> float:
     if rule == "entropy":
         return float(step["entropy_bits"])
     if rule == "logtoku":
-        return logtoku_aleatoric(step["first_token_logits"])
+        logits = [z for z in step["first_token_logits"] or () if z is not None]
+        return logtoku_aleatoric(logits)
     raise ValueError(f"Expected argument `rule` to be one of {RULES}, but got {rule!r}.")
 
 

@@ -45,18 +45,43 @@ def first_token_renormalised(first_logp: np.ndarray, first_tokens: Sequence[int]
     return np.exp(np.asarray(first_logp) - norm)
 
 
+def _first_token_fields(
+    first_logp: np.ndarray, first_logits: np.ndarray, first_keys: np.ndarray
+) -> tuple[list[float | None] | None, list[float | None] | None]:
+    """`first_token_probs` and `first_token_logits` of one step; None where a label has no
+    first label token (then it is absent, never a made-up constant), None if no label has."""
+    has = np.asarray(first_keys) >= 0
+    if not has.any():
+        return None, None
+    probs: list[float | None] = [None] * len(has)
+    renormalised = first_token_renormalised(
+        np.asarray(first_logp)[has], np.asarray(first_keys)[has]
+    )
+    for i, p in zip(np.flatnonzero(has), renormalised, strict=True):
+        probs[i] = float(p)
+    logits = [
+        float(v) if h and np.isfinite(v) else None for v, h in zip(first_logits, has, strict=True)
+    ]
+    return probs, logits
+
+
 def step_records(
     complete_logp: np.ndarray,
     first_logp: np.ndarray,
     first_logits: np.ndarray,
+    first_keys: np.ndarray,
     step_labels: Sequence[int],
     token_indices: Sequence[int],
-    first_tokens: Sequence[int],
     label_names: Sequence[str],
+    tokens_match: Sequence[bool | None] | None = None,
 ) -> list[dict[str, Any]]:
     """JSON-ready description of every step: distribution, none mass, spikiness, suppression.
 
-    `first_logits[k, l]` is the raw logit of label l's first token (for logit-evidence rules).
+    Row k of `first_logp` / `first_logits` / `first_keys` holds, per label, the log-prob of the
+    path to its first label token (past any lead such as an opening quote), that token's raw
+    logit (for logit-evidence rules) and a key naming the token (labels sharing it share the
+    key; -1: none). `tokens_match[k]` says whether the tokens the model generated for the
+    step's label are the tokenizer's own split of that text in context (None: virtual step).
     """
     records = []
     generated = [label for label in step_labels if label >= 0]
@@ -66,14 +91,15 @@ def step_records(
         order = np.argsort(-probs, kind="stable")
         top1, top2 = float(probs[order[0]]), float(probs[order[1]]) if len(probs) > 1 else 0.0
         runner_up = int(order[1]) if len(probs) > 1 else -1
+        first_probs, first_raw = _first_token_fields(first_logp[k], first_logits[k], first_keys[k])
         records.append(
             {
                 "token_index": int(token_indices[k]),
                 "label": label_names[label] if label >= 0 else None,
                 "probs": probs.tolist(),
                 "none": none,
-                "first_token_probs": first_token_renormalised(first_logp[k], first_tokens).tolist(),
-                "first_token_logits": np.asarray(first_logits[k], dtype=float).tolist(),
+                "first_token_probs": first_probs,
+                "first_token_logits": first_raw,
                 "entropy_bits": entropy_bits(np.append(probs, none)),
                 "top1": top1,
                 "top1_top2_ratio": top1 / top2 if top2 > 0 else None,
@@ -81,6 +107,7 @@ def step_records(
                 "runner_up_later": runner_up >= 0 and runner_up in generated[k + 1 :]
                 if label >= 0
                 else False,
+                "generated_tokens_match": None if tokens_match is None else tokens_match[k],
             }
         )
     return records

@@ -1,6 +1,5 @@
 """Exact label probabilities and the tree marginal, against brute force on tiny random models."""
 
-import itertools
 import math
 
 import numpy as np
@@ -52,44 +51,92 @@ def test_trie_shares_prefixes_and_keeps_prefix_labels_apart():
         LabelTrie.build([[1], []])
 
 
-def test_exact_label_probabilities_equal_enumerating_sequences():
+def _step(boundary, position, logits, sequences, owners, terminators, *, closed=None, depths=None):
+    n_labels = max(owners) + 1
+    return LabelStep(
+        boundary=boundary,
+        position=position,
+        prefix_logprobs=torch.log_softmax(logits, -1),
+        prefix_logits=logits,
+        sequences=sequences,
+        owners=owners,
+        closed=closed or [False] * len(sequences),
+        first_depths=depths or [1] * len(sequences),
+        canonical=[owners.index(label) for label in range(n_labels)],
+        terminators=terminators,
+    )
+
+
+# Label 0: [9] or [10, 9] (two spellings, summed); label 1: [9, 10] (a prefix of label 2);
+# label 2: [9, 10, 11]; label 3: [10, 9, 11] written as one closed sequence (its last token
+# already ends the item, so no ending token follows).
+SEQUENCES = [[9], [10, 9], [9, 10], [9, 10, 11], [10, 9, 11]]
+OWNERS = [0, 0, 1, 2, 3]
+CLOSED = [False, False, False, False, True]
+
+
+def _brute_force_label(model, prefix, b, label, terminators=(1, 2)):
+    """P(label) at boundary b by enumerating every sequence, each fully recomputed."""
+    total = 0.0
+    for seq, owner, closed in zip(SEQUENCES, OWNERS, CLOSED, strict=True):
+        if owner != label:
+            continue
+        endings = [()] if closed else [(t,) for t in terminators]
+        for ending in endings:
+            tokens = list(seq) + list(ending)
+            full = _logprobs(model, prefix[:b] + tokens)
+            total += math.exp(sum(full[b - 1 + i, t].item() for i, t in enumerate(tokens)))
+    return total
+
+
+@pytest.mark.parametrize("budget_nodes", [None, 2])  # one model call; two trie nodes per call
+def test_exact_label_probabilities_equal_enumerating_sequences(monkeypatch, budget_nodes):
+    from lm_eval_mlc.models import label_scoring
+
     vocab = 12
+    if budget_nodes:
+        monkeypatch.setattr(label_scoring, "LOGIT_BUDGET", budget_nodes * vocab)
     model = _tiny_model(vocab, seed=0)
     prefix = [3, 4, 5, 6, 7, 8]
     terminators = torch.zeros(vocab, dtype=torch.bool)
     terminators[[1, 2]] = True
-    # Prefix-of-another labels and a shared first token: 9 / 9-10 / 9-10-11 / 10-9.
-    labels = [[9], [9, 10], [9, 10, 11], [10, 9]]
     with torch.no_grad():
         out = model(torch.tensor([prefix]), use_cache=True)
-    lp = torch.log_softmax(out.logits[0], -1)
+    logits = out.logits[0]
     boundaries = (3, 5)
-    steps = [LabelStep(b, b, lp[b - 1], labels, terminators) for b in boundaries]
+    steps = [
+        _step(b, b, logits[b - 1], SEQUENCES, OWNERS, terminators, closed=CLOSED,
+              depths=[1, 2, 1, 1, 2])
+        for b in boundaries
+    ]  # fmt: skip
     with torch.no_grad():
-        complete, first = score_label_steps(model, out.past_key_values, 0, steps)
+        scores = score_label_steps(model, out.past_key_values, 0, steps)
 
+    lp = torch.log_softmax(logits, -1)
     for k, b in enumerate(boundaries):
-        for j, label in enumerate(labels):
-            # Brute force: every sequence (label tokens, then any terminator), fully recomputed.
-            total = 0.0
-            for seq in itertools.product(range(vocab), repeat=len(label) + 1):
-                if list(seq[:-1]) == label and seq[-1] in (1, 2):
-                    full = _logprobs(model, prefix[:b] + list(seq))
-                    total += math.exp(sum(full[b - 1 + i, t].item() for i, t in enumerate(seq)))
-            assert complete[k, j] == pytest.approx(math.log(total), abs=1e-5)
-            assert first[k, j] == pytest.approx(lp[b - 1, label[0]].item(), abs=1e-6)
+        for label in range(4):
+            expected = _brute_force_label(model, prefix, b, label)
+            assert scores[k].complete[label] == pytest.approx(math.log(expected), abs=1e-5)
+        # First label tokens: depth 1 for labels 0-2 (their canonical spellings start with a
+        # label token), depth 2 for label 3 (its first token is a lead): P(10) * P(9 | 10).
+        assert scores[k].first_logp[0] == pytest.approx(lp[b - 1, 9].item(), abs=1e-5)
+        assert scores[k].first_logit[1] == pytest.approx(logits[b - 1, 9].item(), abs=1e-5)
+        after_lead = _logprobs(model, prefix[:b] + [10])[-1]
+        assert scores[k].first_logp[3] == pytest.approx(
+            lp[b - 1, 10].item() + after_lead[9].item(), abs=1e-5
+        )
+        # Labels 0, 1 and 2 share their first label token (the same trie node).
+        assert len(set(scores[k].first_node[:3])) == 1 and scores[k].first_node[3] >= 0
 
 
-@pytest.mark.parametrize("max_nodes", [512, 1])  # one joined forward; one forward per doc
-def test_joined_batch_scoring_equals_each_doc_alone(max_nodes):
-    """A left-padded batch's docs scored in one forward over their joined caches give what
-    each doc gives alone, unpadded; a doc without steps gets empty arrays."""
+def test_joined_batch_scoring_equals_each_doc_alone():
+    """A left-padded batch's docs scored together over their joined caches give what each doc
+    gives alone, unpadded; a doc without steps gets no scores."""
     vocab = 12
     model = _tiny_model(vocab, seed=2)
     prefixes = [[3, 4, 5, 6, 7, 8, 3], [4, 4], [5, 3, 8, 6]]
     terminators = torch.zeros(vocab, dtype=torch.bool)
     terminators[[1, 2]] = True
-    labels = [[9], [9, 10], [10, 9, 11]]
     steps_at = [(2, 6), (), (4,)]  # label steps after this many tokens of each prefix
     width = max(map(len, prefixes))
     pads = [width - len(p) for p in prefixes]
@@ -97,23 +144,23 @@ def test_joined_batch_scoring_equals_each_doc_alone(max_nodes):
     mask = (torch.arange(width)[None] >= torch.tensor(pads)[:, None]).long()
     with torch.no_grad():
         out = model(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
-    lp = torch.log_softmax(out.logits, -1)
 
-    def step(row, b, pad, logprobs):
-        return LabelStep(b + pad, b, logprobs[b + pad - 1], labels, terminators)
+    def step(b, pad, logits):
+        return _step(b + pad, b, logits[b + pad - 1], SEQUENCES, OWNERS, terminators,
+                     closed=CLOSED)  # fmt: skip
 
-    rows = [[step(r, b, pads[r], lp[r]) for b in steps_at[r]] for r in range(3)]
+    rows = [[step(b, pads[r], out.logits[r]) for b in steps_at[r]] for r in range(3)]
     with torch.no_grad():
-        joined = score_label_steps_rows(model, out.past_key_values, pads, rows, max_nodes)
+        joined = score_label_steps_rows(model, out.past_key_values, pads, rows)
         for r, prefix in enumerate(prefixes):
             alone_out = model(torch.tensor([prefix]), use_cache=True)
-            alone_lp = torch.log_softmax(alone_out.logits[0], -1)
-            alone = [step(r, b, 0, alone_lp) for b in steps_at[r]]
-            complete, first = score_label_steps(model, alone_out.past_key_values, 0, alone)
-            shape = (len(steps_at[r]), len(labels)) if steps_at[r] else (0, 0)
-            assert joined[r][0].shape == complete.shape == shape
-            np.testing.assert_allclose(joined[r][0], complete, atol=1e-5)
-            np.testing.assert_allclose(joined[r][1], first, atol=1e-5)
+            alone = [step(b, 0, alone_out.logits[0]) for b in steps_at[r]]
+            expected = score_label_steps(model, alone_out.past_key_values, 0, alone)
+            assert len(joined[r]) == len(expected) == len(steps_at[r])
+            for got, want in zip(joined[r], expected, strict=True):
+                np.testing.assert_allclose(got.complete, want.complete, atol=1e-5)
+                np.testing.assert_allclose(got.first_logp, want.first_logp, atol=1e-5)
+                np.testing.assert_allclose(got.sequence_logp, want.sequence_logp, atol=1e-5)
 
 
 def _brute_force_marginal(model, prompt, detector, n_labels, max_new_tokens):
@@ -220,12 +267,28 @@ def test_step_strategies_and_records_on_a_hand_example():
     np.testing.assert_allclose(out["joint"], [0.9 * 0.6, 0.5 * 0.7, 0.0])
     assert step_strategies(np.zeros((0, 3)), [], [], 3)["max_over_steps"] == [0.0, 0.0, 0.0]
 
-    records = step_records(complete, complete, complete, [0, 1], [1, 4], [11, 12, 13], names)
+    keys = np.array([[11, 12, 13], [11, 12, 13]])
+    records = step_records(complete, complete, complete, keys, [0, 1], [1, 4], names, [True, None])
     assert records[0]["none"] == pytest.approx(0.05)
     assert records[0]["runner_up"] == "anger" and records[0]["runner_up_later"] is True
     assert records[1]["runner_up"] == "fear" and records[1]["runner_up_later"] is False
     assert records[0]["top1_top2_ratio"] == pytest.approx(2.0)
     assert records[0]["entropy_bits"] == pytest.approx(entropy_bits([0.6, 0.3, 0.05, 0.05]))
+    assert records[0]["generated_tokens_match"] is True
+    assert records[1]["generated_tokens_match"] is None
+
+
+def test_first_token_fields_are_null_where_no_label_token_exists():
+    """A label without a first label token reports null, never a made-up constant."""
+    names = ["joy", "anger"]
+    lp = np.log([[0.5, 0.2]])
+    keys = np.array([[7, -1]])
+    logits = np.array([[3.0, np.nan]])
+    (record,) = step_records(lp, lp, logits, keys, [0], [0], names)
+    assert record["first_token_probs"] == [1.0, None]
+    assert record["first_token_logits"] == [3.0, None]
+    (record,) = step_records(lp, lp, logits, np.array([[-1, -1]]), [-1], [0], names)
+    assert record["first_token_probs"] is None and record["first_token_logits"] is None
 
 
 def test_entropy_and_first_token_renormalisation():

@@ -1,11 +1,17 @@
 """Exact probabilities of complete labels at a generation step, for every label at once.
 
-A label is scored as its whole token sequence followed by a token that ends it (closing quote,
-delimiter, bracket or EOS), so "S1" (next token '"') and "S10" (next token '0') are told apart,
-as are labels sharing a first token. All steps of a doc are scored in ONE forward pass: the
-label tries of every step are appended after the doc's cached prompt and path, each node
-seeing only its own step's prefix and its trie ancestors (see `tree_attention`); the docs of a
-generation batch share that one forward (`score_label_steps_rows`).
+A label is scored as a set of token sequences (its spellings in context: the tokens the model
+generated for it, and its case variants as the tokenizer splits them after the step's prefix),
+each followed by a token that ends it (closing quote, delimiter, bracket or EOS); P(label) is
+the sum over its distinct sequences. So "S1" (next token '"') and "S10" (next token '0') are
+told apart, as are labels sharing a first token.
+
+All steps of all docs of a generation batch are scored together: the label tries of every step
+are appended after the docs' cached prefixes (joined into one batch-size-1 cache), each node
+seeing only its own step's prefix and its trie ancestors (see `tree_attention`). The nodes go
+through the model in chunks of at most `max_nodes`, so the (nodes x vocabulary) logits stay
+bounded however many labels there are; a node's ancestors in earlier chunks are read from the
+cache. Reading the scores is vectorised: one gather per chunk, no per-label Python loop.
 """
 
 from __future__ import annotations
@@ -23,32 +29,54 @@ from lm_eval_mlc.models.tree_attention import tree_forward
 
 @dataclass(frozen=True)
 class LabelStep:
-    """Where a label may start: the prefix is cache positions [kv_start, boundary)."""
+    """Where a label may start, and the sequences that spell each label there.
+
+    The prefix is cache positions [kv_start, boundary); `position` is the position id of the
+    first label token. Sequence i spells label `owners[i]`; `closed[i]` marks a sequence whose
+    last token already ends the item (the model wrote `joy"` as one token), which therefore
+    takes no ending-token factor. `first_depths[i]` is the 1-based depth of the first token that
+    holds label characters (past a lead such as `"` that the step's tokens must write first), 0
+    if none does. `canonical[l]` is the sequence whose first-token quantities label l reports.
+    """
 
     boundary: int
-    position: int  # position id of the first label token
+    position: int
     prefix_logprobs: torch.Tensor  # (vocab,) log-probs of the token at `boundary`
-    sequences: Sequence[Sequence[int]]  # per label: its tokens in this context
+    prefix_logits: torch.Tensor  # (vocab,) raw logits there
+    sequences: Sequence[Sequence[int]]
+    owners: Sequence[int]
+    closed: Sequence[bool]
+    first_depths: Sequence[int]
+    canonical: Sequence[int]
     terminators: torch.Tensor  # (vocab,) bool: tokens that end a label here
 
 
+@dataclass(frozen=True)
+class StepScores:
+    """Scores of one step, per label l (n_labels,) and per sequence i (n_sequences,)."""
+
+    complete: np.ndarray  # [l] log P(label l complete here): logsumexp over its sequences
+    first_logp: np.ndarray  # [l] log P(path to its canonical first label token); -inf if none
+    first_logit: np.ndarray  # [l] raw logit of that token; NaN if none
+    first_node: np.ndarray  # [l] trie node of that token (labels sharing it share it); -1
+    sequence_logp: np.ndarray  # [i] log P(sequence i, then an ending token)
+
+
+#: Trie nodes per model call: the call's logits are nodes x vocabulary floats, so the chunk
+#: shrinks with the vocabulary (2^26 floats = 256 MiB: 1,365 nodes at 49k, 256 at 262k).
+LOGIT_BUDGET = 2**26
+
+
 def score_label_steps(
-    model: torch.nn.Module, cache: object, kv_start: int, steps: Sequence[LabelStep]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(n_steps, n_labels) log P(label complete) and log P(label's first token), one forward.
+    model: torch.nn.Module, cache: DynamicCache, kv_start: int, steps: Sequence[LabelStep]
+) -> list[StepScores]:
+    """Scores of every step of one doc whose prompt and path fill `cache` (batch size 1).
 
-    `cache` holds the doc's prompt and path at batch size 1; positions before `kv_start` (left
-    padding) are never attended to. The cache grows by the trie nodes; callers drop it or keep
-    using positions they control.
+    Positions before `kv_start` (left padding) are never attended to; cached keys hold
+    position ids counted from `kv_start`. The cache grows by the trie nodes; callers drop it.
     """
-    if not steps:
-        return np.zeros((0, 0)), np.zeros((0, 0))
-    return _score_blocks(model, cache, [(kv_start, steps)])[0]
-
-
-#: Trie tokens one joined forward may carry (its logits are nodes x vocabulary floats: 512 x
-#: 128k x 4 bytes = 256 MiB); docs past it go to the next forward, a bigger doc alone.
-MAX_JOINED_NODES = 512
+    positions = _positions(cache, kv_start)
+    return _score_blocks(model, cache, positions, [(kv_start, steps)])[0]
 
 
 def score_label_steps_rows(
@@ -56,44 +84,18 @@ def score_label_steps_rows(
     cache: DynamicCache,
     pads: Sequence[int],
     steps_per_row: Sequence[Sequence[LabelStep]],
-    max_nodes: int = MAX_JOINED_NODES,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`score_label_steps` for every doc of a generation batch, in as few forwards as fit.
+) -> list[list[StepScores]]:
+    """`score_label_steps` for every doc of a generation batch, the generation cache untouched.
 
     `cache` is the batch's generation cache (row r left-padded by `pads[r]`; step boundaries in
     those padded coordinates). The rows' cached prefixes, padding dropped, are joined along the
     sequence axis into one batch-size-1 cache, and every row's tries attend only to their own
-    block (a block-diagonal tree mask; position ids are the rows' own, and cached keys already
-    carry theirs). Rows are grouped up to `max_nodes` trie tokens per forward, so a batch
-    usually costs one forward instead of one per doc; the generation cache is left as it was.
+    block (a block-diagonal tree mask; position ids are the rows' own).
     """
-    empty = (np.zeros((0, 0)), np.zeros((0, 0)))
-    results = [empty] * len(steps_per_row)
-    groups: list[list[int]] = []
-    size = 0
-    for r, steps in enumerate(steps_per_row):
-        if not steps:
-            continue
-        nodes = sum(len(seq) for step in steps for seq in step.sequences)  # trie size bound
-        if not groups or size + nodes > max_nodes:
-            groups.append([])
-            size = 0
-        groups[-1].append(r)
-        size += nodes
-    for group in groups:
-        joined, blocks = _join_rows(cache, pads, steps_per_row, group)
-        for r, result in zip(group, _score_blocks(model, joined, blocks), strict=True):
-            results[r] = result
-    return results
-
-
-def _join_rows(
-    cache: DynamicCache,
-    pads: Sequence[int],
-    steps_per_row: Sequence[Sequence[LabelStep]],
-    rows: Sequence[int],
-) -> tuple[DynamicCache, list[tuple[int, list[LabelStep]]]]:
-    """One batch-size-1 cache of `rows`' attended prefixes, and their steps moved into it."""
+    rows = [r for r, steps in enumerate(steps_per_row) if steps]
+    results: list[list[StepScores]] = [[] for _ in steps_per_row]
+    if not rows:
+        return results
     spans = [(r, pads[r], max(step.boundary for step in steps_per_row[r])) for r in rows]
     check_full_cache(cache, max(end for _, _, end in spans))
     joined = DynamicCache()
@@ -101,80 +103,230 @@ def _join_rows(
         keys = torch.cat([layer.keys[r : r + 1, :, a:b] for r, a, b in spans], dim=2)
         values = torch.cat([layer.values[r : r + 1, :, a:b] for r, a, b in spans], dim=2)
         joined.update(keys, values, layer_idx)
-    blocks, offset = [], 0
+    blocks, positions, offset = [], [], 0
     for r, start, end in spans:
-        moved = [
-            replace(step, boundary=step.boundary - start + offset) for step in steps_per_row[r]
-        ]
+        shift = offset - start
+        moved = [_shifted(step, shift) for step in steps_per_row[r]]
         blocks.append((offset, moved))
+        positions.append(torch.arange(end - start))
         offset += end - start
-    return joined, blocks
+    scored = _score_blocks(model, joined, torch.cat(positions), blocks)
+    for r, block in zip(rows, scored, strict=True):
+        results[r] = block
+    return results
 
 
 def check_full_cache(cache: object, length: int) -> None:
     """Raise unless every layer of `cache` holds keys for all of its first `length` positions.
 
-    Sliding-window layers past their window and recurrent (Mamba-style) layers do not; slicing
-    them by position would silently score labels against the wrong context.
+    `hf-mlc` generates into a config-less `DynamicCache`, whose layers keep every position; a
+    sliding-window or recurrent layer would not, and slicing it by position would silently
+    score labels against the wrong context.
     """
     for i, layer in enumerate(getattr(cache, "layers", None) or []):
         keys = getattr(layer, "keys", None)
         if not isinstance(keys, torch.Tensor) or keys.shape[-2] < length:
             raise NotImplementedError(
                 f"hf-mlc: cache layer {i} ({type(layer).__name__}) does not hold all {length} "
-                "positions (a sliding-window layer past its window, or a recurrent layer); label "
-                "scoring needs full-attention caches. Shorten the prompt below the window, or "
-                "evaluate this model with `hf` (generated labels only)."
+                "positions (a sliding-window or recurrent layer); label scoring needs every "
+                "position of the prompt. Evaluate this model with `hf` (generated labels only)."
             )
 
 
-def _score_blocks(
-    model: torch.nn.Module, cache: object, blocks: Sequence[tuple[int, Sequence[LabelStep]]]
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """One forward over the tries of every step of every block; a block's steps see cache
-    positions [kv_start, boundary) and their own trie ancestors only."""
-    cache_len = _cache_len(cache)
-    tokens: list[int] = []
-    parents: list[int] = []
-    positions: list[int] = []
-    allowed_rows: list[torch.Tensor] = []
-    placed: list[list[tuple[LabelStep, LabelTrie, int]]] = []
-    for kv_start, steps in blocks:
-        placed.append([])
-        for step in steps:
+def _shifted(step: LabelStep, shift: int) -> LabelStep:
+    return replace(step, boundary=step.boundary + shift)
+
+
+def _positions(cache: DynamicCache, kv_start: int) -> torch.Tensor:
+    length = int(cache.get_seq_length())
+    return (torch.arange(length) - kv_start).clamp(min=0)
+
+
+@dataclass
+class _Forest:
+    """Every trie of a call, flattened: node arrays in an order where parents come first."""
+
+    tokens: np.ndarray
+    parents: np.ndarray  # global node index, -1 for a root child
+    depths: np.ndarray
+    positions: np.ndarray
+    step_of: np.ndarray  # index into `steps`
+    steps: list[tuple[int, LabelStep, LabelTrie, int]]  # (kv_start, step, trie, first node)
+
+
+def _forest(blocks: Sequence[tuple[int, Sequence[LabelStep]]]) -> _Forest:
+    tokens, parents, depths, positions, step_of = [], [], [], [], []
+    steps = []
+    for kv_start, block in blocks:
+        for step in block:
             trie = LabelTrie.build(step.sequences)
             offset = len(tokens)
-            row = torch.zeros(cache_len, dtype=torch.bool)
-            row[kv_start : step.boundary] = True
+            k = len(steps)
+            steps.append((kv_start, step, trie, offset))
             tokens += trie.tokens
             parents += [p + offset if p >= 0 else -1 for p in trie.parents]
-            positions += [step.position + depth - 1 for depth in trie.depths]
-            allowed_rows += [row] * len(trie)
-            placed[-1].append((step, trie, offset))
-    logits, _ = tree_forward(model, cache, tokens, parents, positions, torch.stack(allowed_rows))
-    node_lp = torch.log_softmax(logits, dim=-1).cpu()
-    return [_read_block(block, node_lp) for block in placed]
+            depths += trie.depths
+            positions += [step.position + d - 1 for d in trie.depths]
+            step_of += [k] * len(trie)
+    return _Forest(
+        np.asarray(tokens, dtype=np.int64),
+        np.asarray(parents, dtype=np.int64),
+        np.asarray(depths, dtype=np.int64),
+        np.asarray(positions, dtype=np.int64),
+        np.asarray(step_of, dtype=np.int64),
+        steps,
+    )
 
 
-def _read_block(
-    placed: Sequence[tuple[LabelStep, LabelTrie, int]], node_lp: torch.Tensor
-) -> tuple[np.ndarray, np.ndarray]:
-    """(complete, first) log-probabilities of one block's steps from the scored trie nodes."""
-    complete = np.empty((len(placed), len(placed[0][0].sequences)))
-    first = np.empty_like(complete)
-    for k, (step, trie, offset) in enumerate(placed):
-        prefix_lp = step.prefix_logprobs.float().cpu()
-        term = step.terminators.cpu()
-        for label, (seq, end) in enumerate(zip(step.sequences, trie.ends, strict=True)):
-            nodes = [offset + n for n in trie.path(end)]
-            lp = prefix_lp[seq[0]].item()
-            for parent_node, token in zip(nodes[:-1], seq[1:], strict=True):
-                lp += node_lp[parent_node, token].item()
-            lp += torch.logsumexp(node_lp[nodes[-1]][term], dim=0).item() if term.any() else -np.inf
-            complete[k, label] = lp
-            first[k, label] = prefix_lp[seq[0]].item()
-    return complete, first
+def _score_blocks(
+    model: torch.nn.Module,
+    cache: DynamicCache,
+    cache_positions: torch.Tensor,
+    blocks: Sequence[tuple[int, Sequence[LabelStep]]],
+) -> list[list[StepScores]]:
+    """Scores of every step of every block; a block's steps see cache positions
+    [kv_start, boundary) and their own trie ancestors only."""
+    forest = _forest(blocks)
+    n = len(forest.tokens)
+    cond = np.zeros(n)  # log P(node's token | its parent path)
+    raw = np.zeros(n)  # raw logit of the node's token at its parent
+    term = np.full(n, -np.inf)  # log P(an ending token | path through the node)
+    # Depth-1 nodes read the step's own distribution: no model call needed.
+    for _, step, trie, offset in forest.steps:
+        first = torch.as_tensor(trie.tokens)[torch.as_tensor(trie.depths) == 1]
+        nodes = offset + np.flatnonzero(np.asarray(trie.depths) == 1)
+        cond[nodes] = step.prefix_logprobs.float().cpu()[first].numpy()
+        raw[nodes] = step.prefix_logits.float().cpu()[first].numpy()
+    needs_term = _needs_terminator(forest)
+    has_child = np.zeros(n, dtype=bool)
+    has_child[forest.parents[forest.parents >= 0]] = True
+    # Only nodes that have children or end an open sequence need the model.
+    fed = np.flatnonzero(has_child | needs_term)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    chunk = max(1, LOGIT_BUDGET // vocab)
+    in_cache = np.full(n, -1)  # cache index of a fed node
+    base = int(cache.get_seq_length())
+    positions = cache_positions
+    kv = np.array([forest.steps[k][0] for k in forest.step_of])
+    bounds = np.array([forest.steps[k][1].boundary for k in forest.step_of])
+    for start in range(0, len(fed), chunk):
+        nodes = fed[start : start + chunk]
+        cache_len = int(cache.get_seq_length())
+        cols = torch.arange(cache_len)
+        allowed = (cols >= torch.as_tensor(kv[nodes])[:, None]) & (
+            cols < torch.as_tensor(bounds[nodes])[:, None]
+        )
+        local = {int(g): i for i, g in enumerate(nodes)}
+        local_parents = []
+        rows, anc = [], []
+        for i, g in enumerate(nodes):
+            p = int(forest.parents[g])
+            local_parents.append(local.get(p, -1))
+            while p >= 0:  # ancestors fed in earlier chunks are read from the cache
+                if p not in local:
+                    rows.append(i)
+                    anc.append(in_cache[p])
+                p = int(forest.parents[p])
+        if rows:
+            allowed[torch.as_tensor(rows), torch.as_tensor(anc)] = True
+        node_positions = torch.as_tensor(forest.positions[nodes])
+        logits, _ = tree_forward(
+            model,
+            cache,
+            forest.tokens[nodes].tolist(),
+            local_parents,
+            node_positions.tolist(),
+            allowed,
+            positions,
+        )
+        positions = torch.cat([positions, node_positions])
+        in_cache[nodes] = base + start + np.arange(len(nodes))
+        logits = logits.float().cpu()
+        lse = torch.logsumexp(logits, dim=-1)
+        # Children of this chunk's nodes: one gather.
+        child = np.flatnonzero(np.isin(forest.parents, nodes))
+        if child.size:
+            at = torch.as_tensor([local[int(p)] for p in forest.parents[child]])
+            tok = torch.as_tensor(forest.tokens[child])
+            picked = logits[at, tok]
+            raw[child] = picked.numpy()
+            cond[child] = (picked - lse[at]).numpy()
+        # Ending tokens of this chunk's sequence ends: one masked logsumexp per terminator set.
+        ends = [i for i, g in enumerate(nodes) if needs_term[g]]
+        by_mask: dict[int, list[int]] = {}
+        for i in ends:
+            by_mask.setdefault(int(forest.step_of[nodes[i]]), []).append(i)
+        for k, idx in _group_by_terminators(by_mask, forest).items():
+            mask = forest.steps[k][1].terminators.to(logits.device)
+            sel = torch.as_tensor(idx)
+            if mask.any():
+                ending = torch.logsumexp(logits[sel][:, mask], dim=-1) - lse[sel]
+                term[nodes[idx]] = ending.numpy()
+    cum = _cumulative(forest, cond)
+    return _read(blocks, forest, cum, raw, term)
 
 
-def _cache_len(cache: object) -> int:
-    return 0 if cache is None else int(cache.get_seq_length())
+def _needs_terminator(forest: _Forest) -> np.ndarray:
+    """Nodes where an open (not closed) sequence ends: they need the ending-token mass."""
+    needs = np.zeros(len(forest.tokens), dtype=bool)
+    for _, step, trie, offset in forest.steps:
+        for end, closed in zip(trie.ends, step.closed, strict=True):
+            if not closed:
+                needs[offset + end] = True
+    return needs
+
+
+def _group_by_terminators(by_step: dict[int, list[int]], forest: _Forest) -> dict[int, list[int]]:
+    """Merge steps that share one terminator tensor, so each set costs one masked reduction."""
+    groups: dict[int, list[int]] = {}
+    first_of: dict[int, int] = {}
+    for k, idx in by_step.items():
+        key = id(forest.steps[k][1].terminators)
+        owner = first_of.setdefault(key, k)
+        groups.setdefault(owner, []).extend(idx)
+    return groups
+
+
+def _cumulative(forest: _Forest, cond: np.ndarray) -> np.ndarray:
+    """log P(path from the step's prefix through each node), level by level."""
+    cum = np.zeros_like(cond)
+    for depth in range(1, int(forest.depths.max(initial=0)) + 1):
+        sel = np.flatnonzero(forest.depths == depth)
+        parents = forest.parents[sel]
+        cum[sel] = cond[sel] + np.where(parents >= 0, cum[np.maximum(parents, 0)], 0.0)
+    return cum
+
+
+def _read(
+    blocks: Sequence[tuple[int, Sequence[LabelStep]]],
+    forest: _Forest,
+    cum: np.ndarray,
+    raw: np.ndarray,
+    term: np.ndarray,
+) -> list[list[StepScores]]:
+    """Per-step, per-label scores from the node arrays (array operations per step)."""
+    out: list[list[StepScores]] = []
+    k = 0
+    for _, block in blocks:
+        out.append([])
+        for step in block:
+            _, _, trie, offset = forest.steps[k]
+            k += 1
+            ends = offset + np.asarray(trie.ends)
+            closed = np.asarray(step.closed, dtype=bool)
+            seq_lp = cum[ends] + np.where(closed, 0.0, term[ends])
+            owners = np.asarray(step.owners)
+            n_labels = len(step.canonical)
+            complete = np.full(n_labels, -np.inf)
+            np.logaddexp.at(complete, owners, seq_lp)
+            canon = np.asarray(step.canonical)
+            depth = np.asarray(step.first_depths)[canon]
+            first_node = np.full(n_labels, -1)
+            for label, (seq, d) in enumerate(zip(canon, depth, strict=True)):
+                if d > 0:
+                    first_node[label] = offset + trie.path(trie.ends[seq])[d - 1]
+            has = first_node >= 0
+            first_logp = np.where(has, cum[np.maximum(first_node, 0)], -np.inf)
+            first_logit = np.where(has, raw[np.maximum(first_node, 0)], np.nan)
+            out[-1].append(StepScores(complete, first_logp, first_logit, first_node, seq_lp))
+    return out
