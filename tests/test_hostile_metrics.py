@@ -192,16 +192,23 @@ def test_ece_lies_between_one_bin_gap_and_mean_absolute_error(problem, n_bins, b
 def test_ece_one_bin_and_one_pair_per_bin_are_the_bounds(problem, binning):
     y_true, probs = problem
     assert _ece(y_true, probs, 1, binning) == pytest.approx(abs(probs.mean() - y_true.mean()))
-    # Equal mass with at least as many bins as pairs puts each pair alone in a bin.
-    mae = np.abs(probs - y_true).mean()
-    assert _ece(y_true, probs, probs.size, "equal_mass") == pytest.approx(mae)
+    # Equal mass with at least as many bins as pairs gives each position its own bin, and each
+    # run of equal p the bin of its first position: one bin per distinct p, never split.
+    groups: dict[float, list[float]] = {}
+    for p, y in zip(probs.ravel().tolist(), y_true.ravel().tolist(), strict=True):
+        groups.setdefault(p, []).append(p - y)
+    expected = sum(abs(math.fsum(gaps)) for gaps in groups.values()) / probs.size
+    assert _ece(y_true, probs, probs.size, "equal_mass") == pytest.approx(expected, abs=1e-12)
+    if len(groups) == probs.size:  # no ties: each pair alone, ECE = mean |p - y|
+        mae = np.abs(probs - y_true).mean()
+        assert _ece(y_true, probs, probs.size, "equal_mass") == pytest.approx(mae)
 
 
 @PROPERTY
 @given(_prob_problems(), st.integers(1, 12), st.randoms(use_true_random=False))
 def test_ece_depends_only_on_the_multiset_of_pairs(problem, n_bins, rnd):
-    # The docstring promises order independence under ties (ties in p broken by y): so any
-    # shuffle of the flattened (p, y) pairs, in any matrix shape, gives the same ECE.
+    # The docstring promises bins that depend on p only (a run of equal p is never split): so
+    # any shuffle of the flattened (p, y) pairs, in any matrix shape, gives the same ECE.
     y_true, probs = problem
     order = rnd.sample(range(probs.size), probs.size)
     shape = rnd.choice([(1, probs.size), (probs.size, 1), probs.shape])
@@ -237,6 +244,22 @@ def test_ece_and_brier_perfect_and_complementary(y_true, n_bins):
     assert brier_score(y_true, wrong) == 1.0
     # Every pair is off by 1; bins can only hide it by mixing pairs, so alone in a bin it shows.
     assert _ece(y_true, wrong, y_true.size, "equal_mass") == 1.0
+
+
+@PROPERTY
+@given(_prob_problems(), st.integers(1, 12), st.randoms(use_true_random=False))
+def test_ece_gold_may_move_freely_among_tied_probabilities(problem, n_bins, rnd):
+    # A run of equal p lies in one bin whatever its gold labels, so shuffling y among the pairs
+    # that share a p leaves every bin's sums, and ECE, unchanged.
+    y_true, probs = problem
+    p, y = probs.ravel(), y_true.ravel().copy()
+    for value in np.unique(p):
+        members = np.flatnonzero(p == value).tolist()
+        y[members] = y[rnd.sample(members, len(members))]
+    for binning in BINNINGS:
+        assert _ece(y.reshape(y_true.shape), probs, n_bins, binning) == pytest.approx(
+            _ece(y_true, probs, n_bins, binning), abs=1e-12
+        ), binning
 
 
 @PROPERTY

@@ -166,30 +166,85 @@ def test_ece_equal_width_edges_are_exact_fractions():
     assert ece == pytest.approx((1 + 1 / 49) / 2)
 
 
-def test_ece_equal_mass_ties_are_broken_by_gold_not_position():
-    # All p tie at .5, so pairs sort by y: bins {0, 0} and {1, 1} whatever the layout,
-    # each with gap .5 -> ECE = .5 for [[1, 1], [0, 0]] and for [[1, 0], [1, 0]] alike.
-    probs = np.full((2, 2), 0.5)
-    assert expected_calibration_error([[1, 1], [0, 0]], probs, n_bins=2) == pytest.approx(0.5)
-    assert expected_calibration_error([[1, 0], [1, 0]], probs, n_bins=2) == pytest.approx(0.5)
+@pytest.mark.parametrize("n_bins", [1, 2, 3, 10])
+@pytest.mark.parametrize(
+    ("p", "n", "k"),
+    [
+        pytest.param(0.3, 10, 3, id="issue-0.3"),  # binned with ties by y this was 0.42
+        pytest.param(0.5, 4, 2, id="half"),
+        pytest.param(1 / 49, 49, 1, id="1/49"),  # 1/49 * 49 != 1 in floats
+        pytest.param(0.0, 5, 0, id="all-0"),
+        pytest.param(1.0, 5, 5, id="all-1"),
+    ],
+)
+def test_ece_constant_calibrated_probability_is_exactly_zero(p, n, k, n_bins):
+    # A constant p is one group of ties, so one bin: ECE = |p - k / n|, and p = k / n here.
+    y_true = np.zeros((n, 1), int)
+    y_true[:k] = 1
+    for layout in (y_true, y_true[::-1], y_true.reshape(1, n)):
+        probs = np.full(layout.shape, p)
+        assert expected_calibration_error(layout, probs, n_bins=n_bins) == 0.0
+
+
+def test_ece_equal_mass_tie_straddling_an_edge_hand_worked():
+    # Sorted p: .1 .2 .2 .2 .8 .9, y: 0 0 1 0 1 1 (the three .2 in any order). 2 bins of 3 by
+    # position: 0-2 | 3-5. The .2 run spans positions 1-3 and starts in bin 0, so it goes there
+    # whole: bin 0 = {.1, .2, .2, .2}, bin 1 = {.8, .9}.
+    # Bin 0: |sum p - sum y| = |.7 - 1| = .3.  Bin 1: |1.7 - 2| = .3.  ECE = (.3 + .3) / 6 = .1.
+    # (Ties by y put (.2, 1) in bin 1: |.5 - 0| + |1.9 - 3| = 1.6 -> 0.2667.)
+    y_true, probs = [[0, 0, 1, 0, 1, 1]], [[0.1, 0.2, 0.2, 0.2, 0.8, 0.9]]
+    assert expected_calibration_error(y_true, probs, n_bins=2) == pytest.approx(0.1)
+    # The 1 among the ties moved to another place in the run changes nothing.
+    y_moved = [[0, 1, 0, 0, 1, 1]]
+    assert expected_calibration_error(y_moved, probs, n_bins=2) == pytest.approx(0.1)
+
+
+def test_ece_equal_mass_tie_starting_at_an_edge_stays_in_its_bin():
+    # Sorted p: .1 .2 | .3 .3 (2 bins of 2): the .3 run starts at position 2, bin 1, unmoved.
+    # Bin 0: |.3 - 1| = .7.  Bin 1: |.6 - 1| = .4.  ECE = 1.1 / 4.
+    y_true, probs = [[0, 1, 1, 0]], [[0.1, 0.2, 0.3, 0.3]]
+    assert expected_calibration_error(y_true, probs, n_bins=2) == pytest.approx(1.1 / 4)
+
+
+def test_ece_equal_mass_tie_can_empty_a_bin_hand_worked():
+    # Sorted p: .1 .4 | .4 .4 | .4 .9 (3 bins of 2). The .4 run starts in bin 0 and takes
+    # positions 1-4, so bin 1 is empty and skipped: bin 0 = {.1, .4 x 4}, bin 2 = {.9}.
+    # y: .1 -> 0, the .4s -> 1, 0, 1, 0, .9 -> 1.
+    # Bin 0: |1.7 - 2| = .3.  Bin 2: |.9 - 1| = .1.  ECE = .4 / 6.
+    y_true, probs = [[0, 1, 0, 1, 0, 1]], [[0.1, 0.4, 0.4, 0.4, 0.4, 0.9]]
+    assert expected_calibration_error(y_true, probs, n_bins=3) == pytest.approx(0.4 / 6)
+
+
+def test_ece_equal_mass_hard_predictions_are_two_groups():
+    # p in {0, 1}: the 0s are one group (bin 0), the 1s another, in their own bin only if their
+    # first sorted position starts a new bin. 10 pairs, 3 bins by position 0-3 | 4-6 | 7-9.
+    # Two 0s: the 1s start at position 2, inside bin 0, so all ten pairs share bin 0:
+    # ECE = |sum p - sum y| / 10 = |8 - 5| / 10 = .3 (y: the 0s -> 1, 0; the 1s -> four 1s).
+    p = np.array([[0, 0, 1, 1, 1, 1, 1, 1, 1, 1]], float)
+    y_true = np.array([[1, 0, 1, 1, 1, 1, 0, 0, 0, 0]])
+    assert expected_calibration_error(y_true, p, n_bins=3) == pytest.approx(0.3)
+    # Four 0s fill bin 0; the 1s start bin 1: ECE = (|0 - 2| + |6 - 3|) / 10 = .5.
+    p = np.array([[0, 0, 0, 0, 1, 1, 1, 1, 1, 1]], float)
+    y_true = np.array([[1, 1, 0, 0, 1, 1, 1, 0, 0, 0]])
+    assert expected_calibration_error(y_true, p, n_bins=3) == pytest.approx(0.5)
 
 
 def _ece_loop_equal_mass(y_true, probs, n_bins):
-    """Independent ECE: Python `sorted` on (p, y), bin sizes by hand, one pass over pairs."""
-    pairs = sorted(
-        zip(np.ravel(probs).tolist(), np.ravel(y_true).tolist(), strict=True),
-        key=lambda pair: (pair[0], pair[1]),
-    )
-    n = len(pairs)
-    total, start = 0.0, 0
+    """Independent ECE: Python `sorted` on p, bin sizes by hand, each run of equal p in the bin
+    of its first sorted position (`list.index`), then one pass over the pairs."""
+    values = sorted(np.ravel(probs).tolist())
+    n = len(values)
+    position_bin: list[int] = []
     for b in range(n_bins):
-        size = n // n_bins + (1 if b < n % n_bins else 0)
-        chunk = pairs[start : start + size]
-        start += size
-        if chunk:
-            mean_p = sum(p for p, _ in chunk) / len(chunk)
-            mean_y = sum(y for _, y in chunk) / len(chunk)
-            total += len(chunk) / n * abs(mean_p - mean_y)
+        position_bin += [b] * (n // n_bins + (1 if b < n % n_bins else 0))
+    bins: dict[int, list] = {}
+    for p, y in zip(np.ravel(probs).tolist(), np.ravel(y_true).tolist(), strict=True):
+        bins.setdefault(position_bin[values.index(p)], []).append((p, y))
+    total = 0.0
+    for chunk in bins.values():
+        mean_p = sum(p for p, _ in chunk) / len(chunk)
+        mean_y = sum(y for _, y in chunk) / len(chunk)
+        total += len(chunk) / n * abs(mean_p - mean_y)
     return total
 
 
@@ -565,6 +620,30 @@ def test_set_metrics_agree_with_sklearn(problem):
         assert jaccard(y_true, y_pred, average=average) == pytest.approx(expected)
     assert hamming_loss(y_true, y_pred) == pytest.approx(skm.hamming_loss(y_true, y_pred))
     assert exact_match(y_true, y_pred) == pytest.approx(skm.accuracy_score(y_true, y_pred))
+
+
+@PROPERTY
+@given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))),
+       st.integers(1, 12), st.randoms(use_true_random=False))  # fmt: skip
+def test_ece_constant_calibrated_p_is_zero_in_any_order(n_k, n_bins, rnd):
+    n, k = n_k
+    y = [1] * k + [0] * (n - k)
+    rnd.shuffle(y)
+    probs = np.full((1, n), k / n)
+    for binning in ("equal_mass", "equal_width"):
+        assert expected_calibration_error([y], probs, n_bins=n_bins, binning=binning) == 0.0
+
+
+@PROPERTY
+@given(_problems(), st.integers(1, 12), st.randoms(use_true_random=False))
+def test_ece_equal_mass_is_invariant_to_shuffling_pairs(problem, n_bins, rnd):
+    # Mostly tied p: bins must follow p alone, not the order pairs come in.
+    y_true, _, probs, _ = problem
+    order = rnd.sample(range(probs.size), probs.size)
+    y2, p2 = y_true.ravel()[order][None, :], probs.ravel()[order][None, :]
+    assert expected_calibration_error(y2, p2, n_bins=n_bins) == pytest.approx(
+        expected_calibration_error(y_true, probs, n_bins=n_bins), abs=1e-12
+    )
 
 
 @PROPERTY

@@ -12,16 +12,21 @@ from numpy.typing import ArrayLike
 from ._checks import check_binary, check_option, check_positive_int, check_probs
 
 
-def _bin_ids(p: np.ndarray, y: np.ndarray, n_bins: int, binning: str) -> np.ndarray:
-    """Bin index in [0, n_bins) of each flattened (confidence, gold) pair."""
+def _bin_ids(p_sorted: np.ndarray, n_bins: int, binning: str) -> np.ndarray:
+    """Bin index in [0, n_bins) of each confidence of the ascending `p_sorted` (non-decreasing).
+
+    The ids depend on the values of p only, never on the gold labels or the order of the pairs.
+    """
     if binning == "equal_width":
         # Count the inner edges k / n_bins at or below p: [0, 1/n_bins), ..., [.., 1] closed at 1.
-        return np.searchsorted(np.arange(1, n_bins) / n_bins, p, side="right")
-    ids = np.empty(p.size, dtype=np.intp)
-    # Sort by p, ties by y: pairs equal in both are interchangeable, so bins don't depend on order.
-    for b, members in enumerate(np.array_split(np.lexsort((y, p)), n_bins)):
-        ids[members] = b
-    return ids
+        return np.searchsorted(np.arange(1, n_bins) / n_bins, p_sorted, side="right")
+    # Equal counts by sorted position, with `numpy.array_split` sizes (the first n % n_bins bins
+    # hold one more)...
+    size, extra = divmod(p_sorted.size, n_bins)
+    position_bin = np.repeat(np.arange(n_bins), [size + 1] * extra + [size] * (n_bins - extra))
+    # ...then every run of equal p joins the bin of its first position: ordering tied pairs by
+    # anything (gold, doc order) and cutting the run at an edge would make ECE depend on it.
+    return position_bin[np.searchsorted(p_sorted, p_sorted, side="left")]
 
 
 def expected_calibration_error(
@@ -34,24 +39,36 @@ def expected_calibration_error(
     """Expected calibration error over all (doc, label) pairs, in [0, 1]; lower is better.
 
     ECE = sum over bins b of (n_b / n) * |mean p in b - mean y in b|, n = n_docs * n_labels.
-    `equal_mass` sorts the pairs by p (ties by y, 0 before 1) and splits
-    them into `n_bins` bins of equal count (`numpy.array_split`: the first n % n_bins bins hold
-    one more). `equal_width` uses [0, 1/n_bins), ..., with the last bin closed at 1. Empty bins
-    (n < n_bins, or no p in a width bin) are skipped. `n_bins=1` gives |mean p - mean y|.
 
-    Breaking ties in p by y keeps ECE invariant to the order of docs and labels even when many
-    p are equal, as with hard 0/1 predictions.
+    - `equal_mass`: sort the pairs by p and cut the sorted positions into `n_bins` runs of equal
+      count (`numpy.array_split`: the first n % n_bins hold one more). Pairs with equal p are
+      never split: each group of equal p goes whole into the bin its first (lowest) sorted
+      position falls in, i.e. an edge that would cut a tie moves up to the end of the tie. Bins
+      are then unequal where ties straddle an edge, and later bins may be empty (a constant p
+      is one bin: ECE = |p - mean y|, 0 when calibrated).
+    - `equal_width`: [0, 1/n_bins), ..., with the last bin closed at 1.
+
+    Bins depend on p only, so ECE is invariant to the order of docs and labels and to how gold
+    labels are arranged among tied p (hard 0/1 predictions are two groups). Empty bins (n <
+    n_bins, no p in a width bin, bins emptied by ties) are skipped. `n_bins=1` gives
+    |mean p - mean y|. A bin's mean p is its lowest p plus the mean excess over it, so a bin of
+    one repeated p has mean exactly p and a calibrated constant p gives exactly 0.
     """
     check_positive_int("n_bins", n_bins)
     check_option("binning", binning, ("equal_mass", "equal_width"))
     true = check_binary("y_true", y_true)
     p = check_probs("probs", probs, shape=true.shape).ravel()
-    y = true.ravel()
-    ids = _bin_ids(p, y, n_bins, binning)
-    # (n_b / n) * |mean p_b - mean y_b| == |sum p_b - sum y_b| / n, so empty bins add 0.
-    p_sums = np.bincount(ids, weights=p, minlength=n_bins)
-    y_sums = np.bincount(ids, weights=y, minlength=n_bins)
-    return float(np.abs(p_sums - y_sums).sum() / p.size)
+    order = np.argsort(p, kind="stable")
+    p, y = p[order], true.ravel()[order]
+    ids = _bin_ids(p, n_bins, binning)
+    counts = np.bincount(ids, minlength=n_bins)
+    filled = np.flatnonzero(counts)
+    n_b = counts[filled]
+    low = p[np.searchsorted(ids, filled)]  # ids never decrease: a bin's first pair has its min p
+    excess = np.bincount(ids, weights=p - np.repeat(low, n_b), minlength=n_bins)[filled]
+    mean_p = np.clip(low + excess / n_b, 0.0, 1.0)
+    mean_y = np.bincount(ids, weights=y, minlength=n_bins)[filled] / n_b
+    return float(np.sum(n_b * np.abs(mean_p - mean_y)) / p.size)
 
 
 def brier_score(y_true: ArrayLike, probs: ArrayLike) -> float:
