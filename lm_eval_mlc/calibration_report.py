@@ -32,8 +32,9 @@ from lm_eval_mlc.harness import HIGHER_IS_BETTER, METRIC_KEYS
 from lm_eval_mlc.runs import filter_sort_key, load_results, read_samples, samples_file
 
 REPORT_FORMAT = "lm-eval-mlc-calibration-report"
-#: Reported beside micro/macro F1, ECE and Brier when every test doc has annotator data.
-ALIGNMENT = ("align_js", "align_mae")
+#: Reported beside micro/macro F1, ECE and Brier when every test doc has annotator data
+#: (`align_js_docs`, a count, beside the `align_js` it qualifies).
+ALIGNMENT = ("align_js_bern", "align_js", "align_js_docs", "align_mae")
 
 
 @dataclass(frozen=True)
@@ -355,7 +356,7 @@ def format_report(report: CalibrationReport) -> str:
                     str(row.n_validation),
                     str(row.n_test),
                     metric,
-                    "↑" if HIGHER_IS_BETTER[metric] else "↓",
+                    {True: "↑", False: "↓", None: "·"}[HIGHER_IS_BETTER[metric]],
                     f"{before:.4f}",
                     f"{after:.4f}",
                     f"{after - before:+.4f}",

@@ -208,12 +208,23 @@ def align_bce(items: Sequence[Record]) -> float:
     return _alignment(items, "align_bce")
 
 
+def align_js_bern(items: Sequence[Record]) -> float:
+    """Per-label Bernoulli Jensen-Shannon divergence, defined on every doc and label."""
+    return _alignment(items, "align_js_bern")
+
+
 def align_js(items: Sequence[Record]) -> float:
+    """Jensen-Shannon over labels renormalised per doc; read it beside `align_js_docs`."""
     return _alignment(items, "align_js")
 
 
-#: Metric key -> higher is better; the order task YAMLs list them in.
-HIGHER_IS_BETTER: dict[str, bool] = {
+def align_js_docs(items: Sequence[Record]) -> float:
+    """How many docs `align_js` averaged over (both p and q sum to > 0); a count, not a score."""
+    return _alignment(items, "align_js_docs")
+
+
+#: Metric key -> higher is better (None: a diagnostic count); the order task YAMLs list them in.
+HIGHER_IS_BETTER: dict[str, bool | None] = {
     "micro_f1": True,
     "macro_f1": True,
     "samples_f1": True,
@@ -228,7 +239,9 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "align_mae": False,
     "align_brier": False,
     "align_bce": False,
+    "align_js_bern": False,
     "align_js": False,
+    "align_js_docs": None,
     "invalid_label_rate": False,
 }
 METRIC_KEYS: tuple[str, ...] = tuple(HIGHER_IS_BETTER)

@@ -315,7 +315,7 @@ def test_roc_auc_perfect_is_one_and_complementary_is_zero(y_true):
 def _alignment_problems(draw, subnormal: bool = True) -> tuple[np.ndarray, np.ndarray]:
     shape = draw(_shapes())
     p, q = draw(_unit(shape, subnormal=subnormal)), draw(_unit(shape, subnormal=subnormal))
-    # Empty rows, where align_js has no distribution, in either argument.
+    # Empty rows, where align_js has no distribution (align_js_bern has), in either argument.
     for m in (p, q):
         if draw(st.booleans()):
             m[draw(st.lists(st.integers(0, shape[0] - 1), min_size=1))] = 0.0
@@ -328,9 +328,9 @@ def test_alignment_bounds_and_documented_nan(problem):
     p, q = problem
     scores = alignment_scores(p, q)
     empty = (p.sum(axis=1) == 0) | (q.sum(axis=1) == 0)
-    assert scores["align_js_skipped"] == int(empty.sum())
-    assert type(scores["align_js_skipped"]) is int
-    for key in ("align_mae", "align_brier"):
+    assert scores["align_js_docs"] == int((~empty).sum())
+    assert type(scores["align_js_docs"]) is int
+    for key in ("align_mae", "align_brier", "align_js_bern"):
         assert 0.0 <= scores[key] <= 1.0, key
     assert 0.0 <= scores["align_bce"] <= -math.log(BCE_EPS) + 1e-9
     # Gibbs: the cross-entropy of q against any p is at least the entropy of q.
@@ -356,6 +356,12 @@ def test_alignment_agrees_with_sklearn_and_scipy(problem):
         entropy([a, 1 - a]) + entropy([a, 1 - a], [b, 1 - b]) for a, b in zip(qs, c, strict=True)
     ]
     assert scores["align_bce"] == pytest.approx(np.mean(bce))
+    with np.errstate(invalid="ignore"):  # SciPy: sqrt of rounding noise below 0 is NaN
+        bern = [
+            jensenshannon([a, 1 - a], [b, 1 - b], base=2) ** 2
+            for a, b in zip(p.ravel(), q.ravel(), strict=True)
+        ]
+    assert scores["align_js_bern"] == pytest.approx(np.mean(np.nan_to_num(bern)), abs=1e-12)
     kept = (p.sum(axis=1) > 0) & (q.sum(axis=1) > 0)
     assume(kept.any())
     with np.errstate(invalid="ignore"):  # SciPy: sqrt of rounding noise below 0 is NaN
@@ -368,7 +374,7 @@ def test_alignment_agrees_with_sklearn_and_scipy(problem):
 def test_alignment_perfect_and_complementary(problem):
     p, _ = problem
     same = alignment_scores(p, p.copy())
-    assert same["align_mae"] == same["align_brier"] == 0.0
+    assert same["align_mae"] == same["align_brier"] == same["align_js_bern"] == 0.0
     kept = p.sum(axis=1) > 0
     if kept.any():
         assert same["align_js"] == pytest.approx(0.0, abs=1e-12)
@@ -380,10 +386,11 @@ def test_alignment_perfect_and_complementary(problem):
     q = (p > 0.5).astype(float)
     worst = alignment_scores(1.0 - q, q)
     assert worst["align_mae"] == worst["align_brier"] == 1.0
+    assert worst["align_js_bern"] == pytest.approx(1.0)  # Bern(0) vs Bern(1) on every pair
     disjoint = (q.sum(axis=1) > 0) & ((1 - q).sum(axis=1) > 0)
     if disjoint.any():
         assert worst["align_js"] == pytest.approx(1.0)
-    assert worst["align_js_skipped"] == int((~disjoint).sum())
+    assert worst["align_js_docs"] == int(disjoint.sum())
 
 
 def test_alignment_js_is_finite_beside_the_smallest_subnormal():
@@ -391,6 +398,11 @@ def test_alignment_js_is_finite_beside_the_smallest_subnormal():
     # inf (as it still is in SciPy). The true divergence is of the order of 5e-324, i.e. 0.
     assert math.isinf(jensenshannon([1.0, 0.0], [1.0, 5e-324], base=2))
     assert alignment_scores([[1.0, 0.0]], [[1.0, 5e-324]])["align_js"] == pytest.approx(0.0)
+    # The same beside 0 and 1 for the per-label Bernoulli divergence, in either argument.
+    for p, q in ((0.0, 5e-324), (5e-324, 0.0), (1.0, 1 - 2**-53), (5e-324, 1.0)):
+        bern = alignment_scores([[p]], [[q]])["align_js_bern"]
+        assert math.isfinite(bern) and 0.0 <= bern <= 1.0
+    assert alignment_scores([[5e-324]], [[1.0]])["align_js_bern"] == pytest.approx(1.0)
 
 
 # --- validation ------------------------------------------------------------------------------

@@ -336,7 +336,12 @@ def test_alignment_elementwise_scores_match_loops(seed):
     assert scores["align_bce"] == pytest.approx(bce)
     expected_js = np.mean(jensenshannon(probs, annot, axis=1, base=2) ** 2)
     assert scores["align_js"] == pytest.approx(expected_js)
-    assert scores["align_js_skipped"] == 0
+    assert scores["align_js_docs"] == 12
+    bern = [
+        jensenshannon([p, 1 - p], [q, 1 - q], base=2) ** 2
+        for p, q in zip(probs.ravel(), annot.ravel(), strict=True)
+    ]
+    assert scores["align_js_bern"] == pytest.approx(np.mean(bern))
 
 
 def test_alignment_js_hand_worked():
@@ -357,22 +362,23 @@ def test_alignment_js_skips_docs_with_an_empty_row():
     probs = [[0.0, 0.0, 0.0], [0.8, 0.4, 0.0], [0.2, 0.7, 0.1]]
     annot = [[0.5, 0.5, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]]
     scores = alignment_scores(probs, annot)
-    assert scores["align_js_skipped"] == 2
-    assert type(scores["align_js_skipped"]) is int
+    assert scores["align_js_docs"] == 1
+    assert type(scores["align_js_docs"]) is int
     assert scores["align_js"] == pytest.approx(0.5 * math.log2(4 / 3))  # only doc 1 counts
 
 
 def test_alignment_js_is_nan_when_every_doc_is_skipped():
     scores = alignment_scores([[0.0, 0.0], [0.3, 0.1]], [[0.2, 0.4], [0.0, 0.0]])
     assert math.isnan(scores["align_js"])
-    assert scores["align_js_skipped"] == 2
-    assert all(math.isfinite(scores[k]) for k in ("align_mae", "align_brier", "align_bce"))
+    assert scores["align_js_docs"] == 0
+    finite = ("align_mae", "align_brier", "align_bce", "align_js_bern")
+    assert all(math.isfinite(scores[k]) for k in finite)
 
 
 def test_alignment_identical_is_zero():
     probs = np.random.default_rng(6).random((8, 4))
     scores = alignment_scores(probs, probs.copy())
-    assert scores["align_mae"] == scores["align_brier"] == 0.0
+    assert scores["align_mae"] == scores["align_brier"] == scores["align_js_bern"] == 0.0
     assert scores["align_js"] == pytest.approx(0.0, abs=1e-15)
 
 
@@ -383,6 +389,52 @@ def test_alignment_js_near_identical_rows_are_not_nan():
     annot = np.clip(probs * (1 + rng.normal(0, 1e-15, probs.shape)), 0, 1)
     js = alignment_scores(probs, annot)["align_js"]
     assert 0.0 <= js < 1e-12
+
+
+# Exactly 0 and 1, subnormals, and values within 1e-16 .. 1e-5 of either end.
+_BERN_VALUES = (
+    0.0, 1.0, 5e-324, 1e-300, 1e-16, 1e-9, 1e-5, 0.25, 0.3, 0.5,
+    1 - 1e-5, 1 - 1e-9, 1 - 2**-53,
+)  # fmt: skip
+
+
+def _bern_js_hand(p: float, q: float) -> float:
+    """Base-2 JS between Bern(p) and Bern(q) from the definition, 0 log 0 = 0 (plain floats)."""
+
+    def kl_to_mid(a: list[float], b: list[float]) -> float:
+        return sum(x * math.log2(2 * x / (x + y)) for x, y in zip(a, b, strict=True) if x > 0)
+
+    p2, q2 = [p, 1 - p], [q, 1 - q]
+    return (kl_to_mid(p2, q2) + kl_to_mid(q2, p2)) / 2
+
+
+@pytest.mark.parametrize("q", _BERN_VALUES)
+@pytest.mark.parametrize("p", _BERN_VALUES)
+def test_align_js_bern_matches_scipy_elementwise(p, q):
+    ours = alignment_scores([[p]], [[q]])["align_js_bern"]
+    assert math.isfinite(ours) and 0.0 <= ours <= 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = jensenshannon([p, 1 - p], [q, 1 - q], base=2) ** 2
+    if math.isfinite(ref):
+        # SciPy loses ~1e-7 relative near 0 and 1 (its 1 - p); ours is no less exact.
+        assert ours == pytest.approx(ref, rel=1e-6, abs=1e-15)
+    else:
+        # SciPy: sqrt of rounding noise below 0 (NaN), or M underflowing beside 5e-324 (inf),
+        # only for near-identical distributions, where the divergence is below 1e-15.
+        assert abs(p - q) < 1e-15 and ours <= 1e-15
+    assert ours == pytest.approx(_bern_js_hand(p, q), rel=1e-6, abs=1e-15)
+
+
+def test_align_js_bern_hand_worked():
+    # Bern(.5) vs Bern(0): P = [.5, .5], Q = [0, 1], M = [.25, .75].
+    # KL(P||M) = .5 log2 2 + .5 log2(2/3) = 1 - .5 log2 3;  KL(Q||M) = log2(4/3) = 2 - log2 3.
+    # JS = (3 - 1.5 log2 3) / 2 = 1.5 - .75 log2 3.  Bern(0) vs Bern(1): disjoint, JS = 1.
+    # Doc 0 has no label chosen by anyone and by the model: JS 0 for both labels, yet counted.
+    probs = [[0.0, 0.0], [0.5, 0.0]]
+    annot = [[0.0, 0.0], [0.0, 1.0]]
+    scores = alignment_scores(probs, annot)
+    assert scores["align_js_bern"] == pytest.approx((1.5 - 0.75 * math.log2(3) + 1.0) / 4)
+    assert scores["align_js_docs"] == 1  # align_js sees doc 1 only
 
 
 # --- ROC AUC -------------------------------------------------------------------------------
