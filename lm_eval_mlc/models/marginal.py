@@ -155,19 +155,30 @@ def cached_expander(
     prompt_allowed: torch.Tensor,
     first_position: int,
     batch_size: int,
+    *,
+    prompt_positions: torch.Tensor | None = None,
 ) -> Expander:
     """Expander feeding each frontier node's last token after its cached ancestors.
 
     `prompt_allowed` (cache_len,) marks the prompt's cache positions; `first_position` is the
-    position id of the first generated token. Nodes are fed `batch_size` at a time, appended to
-    `cache` (batch size 1) and remembered by `cache_index`, so a child reuses its ancestors' KV.
+    position id of the first generated token; `prompt_positions` (cache_len,) is the position id
+    of every cached key, by default the count of allowed positions before it (a left-padded row
+    whose position ids start at 0 after the padding, as `generate` numbers them). Nodes are fed
+    `batch_size` at a time, appended to `cache` (batch size 1, every position kept: a
+    config-less `DynamicCache`) and remembered by `cache_index`, so a child reuses its
+    ancestors' KV; the position ids of the cache grow with them, so sliding-window layers see
+    the window of each node's own path.
     """
+    if prompt_positions is None:
+        prompt_positions = (torch.cumsum(prompt_allowed.long(), 0) - 1).clamp(min=0)
+    positions = prompt_positions.long().cpu()
 
     def expand(frontier: Sequence[Node]) -> list[torch.Tensor]:
+        nonlocal positions
         out: list[torch.Tensor] = []
         for start in range(0, len(frontier), batch_size):
             chunk = frontier[start : start + batch_size]
-            cache_len = int(cache.get_seq_length())
+            cache_len = positions.numel()
             allowed = torch.zeros(len(chunk), cache_len, dtype=torch.bool)
             allowed[:, : prompt_allowed.numel()] = prompt_allowed
             for row, node in enumerate(chunk):
@@ -175,14 +186,19 @@ def cached_expander(
                 while ancestor is not None and ancestor.cache_index >= 0:
                     allowed[row, ancestor.cache_index] = True
                     ancestor = ancestor.parent
+            node_positions = torch.tensor(
+                [first_position + len(node.tokens) - 1 for node in chunk], dtype=torch.long
+            )
             logits, _ = tree_forward(
                 model,
                 cache,
                 [node.tokens[-1] for node in chunk],
                 [-1] * len(chunk),
-                [first_position + len(node.tokens) - 1 for node in chunk],
+                node_positions.tolist(),
                 allowed,
+                positions,
             )
+            positions = torch.cat([positions, node_positions])
             for row, node in enumerate(chunk):
                 node.cache_index = cache_len + row
             out += list(torch.log_softmax(logits, dim=-1).cpu())
