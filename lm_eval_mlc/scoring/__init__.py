@@ -1,0 +1,27 @@
+"""Model-side scoring helpers: torch and transformers only, never lm-eval.
+
+This layer sits between `core/` (pure Python/NumPy) and the harness adapters in `models/`;
+nothing here imports `lm_eval` (a test imports it in a fresh interpreter and checks). The text ↔
+token mapping lives in `tokenization`: every place that turns a label into tokens, or tokens
+into text, uses it.
+"""
+
+from lm_eval_mlc.scoring.tokenization import (
+    InContext,
+    continuation_text,
+    eos_token_ids,
+    label_token_ids,
+    label_token_ids_batch,
+    split_in_context,
+    token_texts,
+)
+
+__all__ = [
+    "InContext",
+    "continuation_text",
+    "eos_token_ids",
+    "label_token_ids",
+    "label_token_ids_batch",
+    "split_in_context",
+    "token_texts",
+]
