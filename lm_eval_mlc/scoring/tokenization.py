@@ -10,7 +10,7 @@ clean-up, so a decode reads exactly what the ids spell.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,6 +214,7 @@ def _special_tokens(tokenizer: Any) -> set[str]:
     """The strings the tokenizer has as special tokens: its named ones and the added tokens
     flagged special (Gemma's `</s>` is an added token but not special: an HTML tag)."""
     present = set(getattr(tokenizer, "all_special_tokens", ()) or ())
-    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    added = getattr(tokenizer, "added_tokens_decoder", None)  # a method on MistralCommonBackend
+    added = added if isinstance(added, Mapping) else {}
     present.update(str(token) for token in added.values() if getattr(token, "special", False))
     return present
