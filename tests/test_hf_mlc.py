@@ -1,14 +1,12 @@
 """`hf-mlc` on the real SmolLM2: payloads, exactness against uncached recomputation, batching."""
 
 import json
-import math
 
 import pytest
-import torch
+from brute_force import exact_step_probability, greedy_ids, product_bound  # noqa: E402  (tests/)
 from lm_eval.api.instance import Instance
 
 from lm_eval_mlc.filters import strategy_view
-from lm_eval_mlc.label_spans import label_spans
 from lm_eval_mlc.models.hf_mlc import ALL_STRATEGIES, MlcOptions
 from lm_eval_mlc.payload import load_payload
 
@@ -63,36 +61,62 @@ def test_payload_has_text_steps_and_step_strategies(payloads):
 
 
 def test_step_probabilities_equal_uncached_recomputation(smollm2_lm, payloads):
-    """P(label complete) at a real step, recomputed from scratch with one full forward per label."""
+    """P(label complete) at real steps, recomputed from scratch with one full forward per
+    spelling (case variants split by the tokenizer on the whole text, plus what was written)."""
     lm = smollm2_lm
-    doc_payload = next(p for p in payloads if any(s["label"] for s in p["steps"]))
-    index = payloads.index(doc_payload)
-    request = _requests(GEN)[index]
-    step = next(s for s in doc_payload["steps"] if s["label"])
-    context = lm.tok_encode(request.args[0])
-    with torch.no_grad():
-        generated = lm.model.generate(
-            torch.tensor([context]), max_new_tokens=24, do_sample=False,
-            pad_token_id=lm.tokenizer.pad_token_id,
-        )[0, len(context):].tolist()  # fmt: skip
-    t = step["token_index"]
-    text = lm.tok_decode(generated, skip_special_tokens=False)
-    offset = len(lm.tok_decode(generated[:t], skip_special_tokens=False))
-    span = next(sp for sp in label_spans(text, NAMES) if NAMES[sp.label] == step["label"])
-    lead = text[offset : span.start]
-    vocab_text = lm.tokenizer.batch_decode([[i] for i in range(len(lm.tokenizer))])
-    # What may end a label: its closing quote, or (unquoted) a delimiter, bracket or EOS.
-    closers = [i for i, s in enumerate(vocab_text) if s[:1] and s[:1] in (span.quote or ",]\n;")]
-    closers += [] if span.quote else [lm.eot_token_id]
-    for j, name in enumerate(NAMES[:3]):
-        label = lm.tok_encode(lead + name, add_special_tokens=False)
-        with torch.no_grad():
-            logits = lm.model(torch.tensor([context + generated[:t] + label])).logits[0]
-        lp = torch.log_softmax(logits.double(), -1)
-        start = len(context) + t - 1
-        total = sum(lp[start + i, tok].item() for i, tok in enumerate(label))
-        total += torch.logsumexp(lp[-1, closers], 0).item()
-        assert step["probs"][j] == pytest.approx(math.exp(total), rel=1e-3, abs=1e-6)
+    checked = 0
+    for request, payload in zip(_requests(GEN), payloads, strict=True):
+        steps = [s for s in payload["steps"] if s["label"]]
+        if not steps:
+            continue
+        context, gen = greedy_ids(lm, request.args[0], GEN["max_gen_toks"])
+        step = steps[0]
+        quote = '"' if '"' in payload["text"] else ""  # quoted JSON, or a bare list
+        for j, name in enumerate(NAMES[:4]):
+            written = step["label"] if name == step["label"] else None
+            t = step["token_index"]
+            expected = exact_step_probability(lm, context, gen, t, name, quote, written)
+            assert step["probs"][j] == pytest.approx(expected, rel=1e-3, abs=1e-6), name
+            checked += 1
+    assert checked >= 8
+
+
+CAPITALISED = (
+    'Comment: I love it, thank you so much!\nEmotions: ["Joy", "Admiration"]\n\n'
+    'Comment: This is scary and so sad.\nEmotions: ["Fear", "Sadness"]\n\n'
+    'Comment: Why would you do that? I am so angry.\nEmotions: ["Anger"]\n\n'
+    'Comment: Oh wow, I did not see that coming!\nEmotions: ["Surprise"]\n\n'
+    'Comment: I hope tomorrow is better.\nEmotions: ["Optimism"]\n\n'
+)
+CAPITALISED_TEXTS = [*TEXTS, "I am terrified of the dark.", "This makes me so mad."]
+
+
+def test_capitalised_answers_are_scored_as_generated(smollm2_lm):
+    """With capitalised few-shot answers the model writes `Joy`; the probability reported for
+    the label at its step is at least P(its generated tokens) x P(the generated ending token)."""
+    lm = smollm2_lm
+    lm.batch_size_per_gpu = 4
+    requests = [
+        Instance("generate_until", {"label_names": NAMES},
+                 (f"{CAPITALISED}Comment: {text}\nEmotions:", dict(GEN)), i)
+        for i, text in enumerate(CAPITALISED_TEXTS)
+    ]  # fmt: skip
+    payloads = [load_payload(r) for r in lm.generate_until(requests)]
+    checked = capitalised = 0
+    for request, payload in zip(requests, payloads, strict=True):
+        context, gen = greedy_ids(lm, request.args[0], GEN["max_gen_toks"])
+        for step in payload["steps"]:
+            assert "generated_tokens_match" in step
+            if step["label"] is None:
+                assert step["generated_tokens_match"] is None
+                continue
+            assert isinstance(step["generated_tokens_match"], bool)
+            j = NAMES.index(step["label"])
+            bound = product_bound(lm, context, gen, step["token_index"], step["label"])
+            assert step["probs"][j] >= bound * (1 - 1e-3) - 1e-7
+            checked += 1
+            capitalised += step["label"].capitalize() in payload["text"]
+    assert checked >= 3 and capitalised >= 2  # the model did write capitalised labels
 
 
 def test_batched_results_equal_unbatched_and_runs_are_identical(smollm2_lm, payloads):

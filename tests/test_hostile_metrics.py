@@ -574,7 +574,8 @@ def test_step_records_probabilities_stay_finite(steps, data):
     complete = logp - np.logaddexp(0.0, np.logaddexp.reduce(logp, axis=1, keepdims=True))
     names = [f"l{j}" for j in range(n_labels)]
     positions = list(range(len(labels)))
-    records = step_records(complete, first, first, labels, positions, first_tokens, names)
+    keys = np.tile(first_tokens, (len(labels), 1))
+    records = step_records(complete, first, first, keys, labels, positions, names)
     assert len(records) == len(labels)
     for record in records:
         for key in ("probs", "first_token_probs"):

@@ -17,12 +17,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
+from brute_force import script_generation  # noqa: E402  (tests/)
 from lm_eval.api.instance import Instance
-from transformers import DynamicCache
 
 from lm_eval_mlc import harness
 from lm_eval_mlc.cache_key import model_fingerprint, table_name
@@ -52,22 +51,7 @@ def _requests(contexts, gen_kwargs=GEN) -> list[Instance]:
 
 def _script(lm: HFMultiLabelLM, answer: str = ANSWER) -> None:
     """Make `lm.model.generate` write `answer` (then stop), with the model's own logits/cache."""
-    model, script = lm.model, lm.tok_encode(answer, add_special_tokens=False)
-
-    def generate(input_ids, attention_mask, max_length, **kwargs):
-        batch, ctx_len = input_ids.shape
-        n = min(len(script), max_length - ctx_len)
-        ids = torch.cat([input_ids, torch.tensor([script[:n]] * batch)], dim=1)
-        mask = torch.cat([attention_mask, torch.ones(batch, n, dtype=attention_mask.dtype)], 1)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(
-            input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-            past_key_values=DynamicCache(config=model.config), use_cache=True,
-        )  # fmt: skip
-        logits = tuple(out.logits[:, ctx_len - 1 + i] for i in range(n))
-        return SimpleNamespace(sequences=ids, logits=logits, past_key_values=out.past_key_values)
-
-    model.generate = generate
+    script_generation(lm, answer)
 
 
 def _check_finite_payload(payload: dict) -> None:

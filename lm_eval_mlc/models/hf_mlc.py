@@ -1,14 +1,23 @@
 """`hf-mlc`: lm-eval's HF model that also measures label probabilities while it generates.
 
-It keeps every argument of `HFLM` (`pretrained`, `gguf_file`, `dtype`, `device`, `batch_size`,
-chat templates, `parallelize`, `accelerate launch`) and its greedy generation. For requests of a
-multi-label task (docs carrying `label_names`) the response is a JSON payload
-(`lm_eval_mlc.payload`) holding the generated text, the exact label distribution at every label
-step and each strategy's P(label); other requests get plain text, exactly as from `hf`.
+It keeps every argument of `HFLM` (`pretrained`, `gguf_file`, `dtype`, `device`, `batch_size`
+including `auto`, `mixed_precision_dtype`, `think_end_token`, chat templates, `parallelize`,
+`accelerate launch`) and its greedy generation; the answer text is exactly what `hf` returns.
+For requests of a multi-label task (docs carrying `label_names`) the response is a JSON payload
+(`lm_eval_mlc.payload`) holding that text, the exact label distribution at every label step and
+each strategy's P(label); other requests get plain text, exactly as from `hf`.
 
-Cost: the prompt is prefilled once, by generation. All label steps of all docs of a batch are
-then scored in one extra forward over their label tries, reusing the generation's KV cache; the
-`marginal` tree search (opt-in) expands its frontier in batches over the same cache.
+Cost: the prompt is prefilled once, by generation, into a private full-attention
+`DynamicCache` (so sliding-window models keep every position; their windows are applied by the
+scoring masks). All label steps of all docs of a batch are then scored together over their
+label tries, reusing that cache; the `marginal` tree search (opt-in) expands its frontier in
+batches over the same cache.
+
+What is scored at a step: every label as the distinct token sequences that spell it there —
+its case variants (`CASE_VARIANTS`) tokenized in context after the step's prefix
+(`lm_eval_mlc.scoring.tokenization`), and, for the label the model wrote, the tokens it really
+generated — each followed by a token that ends the item as the answer parser reads it
+(`lm_eval_mlc.core.matching.closes_item`, or any EOS id). P(label) is the sum over them.
 
 Hand-over: the label set travels in the doc (lm-eval passes each request's doc to the model, and
 never to a backend), so the same task YAMLs run unchanged on `hf`, vLLM and API models, and the
@@ -19,6 +28,7 @@ kwargs (part of the request-cache key), e.g. `--gen_kwargs mlc_strategies=all,ml
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -31,25 +41,58 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
-from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
+from lm_eval.models.utils import (
+    handle_stop_sequences,
+    normalize_gen_kwargs,
+    postprocess_generated_text,
+)
 from lm_eval.models.utils_hf import stop_sequences_criteria
 from tqdm import tqdm
 from transformers import DynamicCache
 
-from lm_eval_mlc.label_spans import UNQUOTED_CLOSERS, LabelSpan, label_spans
+from lm_eval_mlc.core.matching import LabelSpan, closes_item, label_spans
 from lm_eval_mlc.models.label_scoring import (
     LabelStep,
+    StepScores,
     check_full_cache,
     score_label_steps_rows,
 )
 from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
+from lm_eval_mlc.models.tree_attention import (
+    _cache_argument as cache_argument,
+)
+from lm_eval_mlc.models.tree_attention import (
+    check_attention_implementation,
+)
 from lm_eval_mlc.payload import dump_payload
+from lm_eval_mlc.scoring.tokenization import (
+    InContext,
+    continuation_text,
+    eos_token_ids,
+    label_token_ids_batch,
+    token_texts,
+)
 from lm_eval_mlc.step_distributions import STEP_STRATEGIES, step_records, step_strategies
 
 logger = logging.getLogger(__name__)
 
 ALL_STRATEGIES = ("generated", *STEP_STRATEGIES, "marginal")
 DEFAULT_STRATEGIES = ("generated", *STEP_STRATEGIES)
+TRUNCATION = ("error", "left")
+
+#: Spellings scored for every label at every step (recorded in the payload's `options`).
+CASE_VARIANTS = ("as_listed", "lower", "capitalized", "title", "upper")
+
+#: Characters of prompt and answer before a step that its labels are tokenized after: enough
+#: for every tokenizer's merges at the boundary, short enough to cache per (context, label).
+CONTEXT_CHARS = 32
+
+
+def case_variants(name: str) -> list[str]:
+    """`name` as listed, lower, Capitalized, Title Case and UPPER, distinct, in that order."""
+    lower = name.lower()
+    title = " ".join(w[:1].upper() + w[1:] for w in lower.split(" "))
+    return list(dict.fromkeys([name, lower, lower[:1].upper() + lower[1:], title, name.upper()]))
 
 
 @dataclass(frozen=True)
@@ -62,6 +105,7 @@ class MlcOptions:
     max_new_tokens: int = 20
     threshold: float = 0.5
     tree_batch_size: int = 64
+    truncation: str = "error"
 
     @classmethod
     def pop_from(cls, gen_kwargs: dict[str, Any]) -> MlcOptions:
@@ -76,11 +120,16 @@ class MlcOptions:
             )
         if "strategies" in raw:
             raw["strategies"] = _parse_strategies(raw["strategies"])
+        if "truncation" in raw and raw["truncation"] not in TRUNCATION:
+            raise ValueError(
+                f"Expected mlc_truncation to be one of {TRUNCATION}, but got {raw['truncation']!r}."
+            )
         kwargs = {k: type(getattr(cls(), k))(v) for k, v in raw.items() if k != "strategies"}
         return cls(**kwargs, **({"strategies": raw["strategies"]} if "strategies" in raw else {}))
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        return out | {"case_variants": list(CASE_VARIANTS)}
 
 
 def _parse_strategies(value: Any) -> tuple[str, ...]:
@@ -96,7 +145,7 @@ def _parse_strategies(value: Any) -> tuple[str, ...]:
 
 @dataclass
 class _Prepared:
-    """One answer's label steps, before the batch's single label-scoring forward."""
+    """One answer's label steps, before the batch's label-scoring forward."""
 
     text: str
     label_names: list[str]
@@ -107,15 +156,35 @@ class _Prepared:
     step_labels: list[int] = field(default_factory=list)
     token_indices: list[int] = field(default_factory=list)
     path_logp: list[float] = field(default_factory=list)
-    first_logits: list[list[float]] = field(default_factory=list)
+    tokens_match: list[bool | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A generated row read as `hf` reads it, plus where its label steps may lie."""
+
+    text: str  # exactly what `hf` returns
+    internal: str  # the tokens' text as it reads after the prompt, special tokens kept
+    offsets: list[int]  # offsets[i]: where token i starts in `internal` (len n_tokens + 1)
+    region: tuple[int, int]  # [start, end) of the answer in `internal` (after thinking, cut)
+    n_tokens: int  # tokens that the answer region needs
 
 
 @register_model("hf-mlc")
 class HFMultiLabelLM(HFLM):
     """Hugging Face causal LM that returns label-probability payloads for multi-label tasks."""
 
-    _token_text: list[str] | None = None
-    _terminator_masks: dict[str, torch.Tensor] | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        check_attention_implementation(self.model)
+        self._eos_ids = eos_token_ids(
+            self.tokenizer, getattr(self.model, "generation_config", None)
+        )
+        self._token_text: list[str] | None = None
+        self._terminator_masks: dict[str, torch.Tensor] = {}
+        self._in_context: dict[tuple[str, str], InContext] = {}
+        self._auto_batch_size: int | None = None
+        self._label_room: dict[tuple[str, ...], int] = {}
 
     # ------------------------------------------------------------------ harness entry point
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
@@ -123,8 +192,10 @@ class HFMultiLabelLM(HFLM):
         groups: dict[str, list[int]] = defaultdict(list)
         for i, req in enumerate(requests):
             groups[repr(sorted(req.args[1].items()))].append(i)
+        lengths = [len(self.tok_encode(req.args[0])) for req in requests]
+        self._check_prompt_room(requests, lengths)
         results: list[str | None] = [None] * len(requests)
-        batch_size = self.batch_size if isinstance(self.batch_size, int) else 1
+        batch_size = self._generation_batch_size()
         pbar = tqdm(
             total=len(requests),
             disable=disable_tqdm or self.rank != 0,
@@ -132,7 +203,7 @@ class HFMultiLabelLM(HFLM):
         )
         truncated = 0
         for indices in groups.values():
-            indices.sort(key=lambda i: -len(self.tok_encode(requests[i].args[0])))
+            indices.sort(key=lambda i: -lengths[i])
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 texts, n_truncated = self._generate_batch([requests[i] for i in chunk])
@@ -149,6 +220,15 @@ class HFMultiLabelLM(HFLM):
                 "label scoring) and were truncated from the left; their start is lost."
             )
         return results  # type: ignore[return-value]
+
+    def _generation_batch_size(self) -> int:
+        """The batch size, detected once (as `hf` does) when it is `auto`."""
+        if isinstance(self.batch_size, int):
+            return self.batch_size
+        if self._auto_batch_size is None:
+            self._auto_batch_size = int(self._detect_batch_size())
+            logger.info(f"hf-mlc: detected batch size {self._auto_batch_size}")
+        return self._auto_batch_size
 
     def _loglikelihood_tokens(
         self,
@@ -175,6 +255,57 @@ class HFMultiLabelLM(HFLM):
             )
         return results
 
+    # ------------------------------------------------------------------ context room
+    def _room_after_prompt(
+        self, names: Sequence[str], max_gen_toks: int, options: MlcOptions
+    ) -> int:
+        """Positions kept after the prompt: generation, then label tries past the last token.
+
+        Label tries extend past the generated tokens by up to a label's length (and a lead), and
+        the `marginal` search by up to `mlc_max_new_tokens`; keeping their positions inside
+        `max_length` avoids index errors in models with learned position embeddings.
+        """
+        key = tuple(names)
+        if key not in self._label_room:
+            self._label_room[key] = max(
+                (len(self.tok_encode(' "' + v, add_special_tokens=False)) for n in names
+                 for v in (n, n.upper())),
+                default=0,
+            )  # fmt: skip
+        label_room = self._label_room[key]
+        after = max_gen_toks + label_room + 1
+        if names and "marginal" in options.strategies:
+            after = max(after, options.max_new_tokens + label_room + 1)
+        return after
+
+    def _check_prompt_room(self, requests: Sequence[Instance], lengths: Sequence[int]) -> None:
+        """Refuse, before any generation, multi-label prompts that do not fit the context.
+
+        Cutting them would drop the instruction and the label list from the left, silently
+        changing the task; `mlc_truncation=left` allows it explicitly (one warning).
+        """
+        too_long: list[int] = []
+        room = 0
+        for req, length in zip(requests, lengths, strict=True):
+            names = _label_names(req)
+            if not names:
+                continue
+            gen_kwargs = dict(req.args[1])
+            options = MlcOptions.pop_from(gen_kwargs)
+            max_gen_toks = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)["max_gen_toks"]
+            room = self._room_after_prompt(names, max_gen_toks, options)
+            if options.truncation == "error" and length > self.max_length - room:
+                too_long.append(length)
+        if too_long:
+            raise ValueError(
+                f"hf-mlc: {len(too_long)} of {len(requests)} multi-label prompts (longest "
+                f"{max(too_long)} tokens) do not fit the model's context: max_length "
+                f"{self.max_length} less {room} positions for generation and label scoring. "
+                "Cutting them from the left would drop the instruction and the label list. "
+                "Use fewer shots or labels, a model with a longer context (max_length=...), or "
+                "allow left truncation with --gen_kwargs mlc_truncation=left."
+            )
+
     # ------------------------------------------------------------------ one batch
     def _generate_batch(self, requests: Sequence[Instance]) -> tuple[list[str], int]:
         """Payloads (or plain text) of one batch, and how many of its prompts were truncated."""
@@ -189,14 +320,25 @@ class HFMultiLabelLM(HFLM):
             kwargs.pop("temperature", None)
             kwargs["do_sample"] = False
 
+        names_per_row = [_label_names(req) for req in requests]
+        names = {n for row in names_per_row for n in row or ()}
+        keep = self.max_length - (
+            self._room_after_prompt(sorted(names), max_gen_toks, options) if names else max_gen_toks
+        )
+        if keep < 1:
+            raise ValueError(
+                f"hf-mlc: max_length {self.max_length} leaves no room for the prompt after "
+                f"{max_gen_toks} generated tokens and label scoring; lower max_gen_toks or "
+                "raise max_length."
+            )
         contexts = [req.args[0] for req in requests]
         context_enc, attn = self.tok_batch_encode(contexts, truncation=self.truncation)
-        keep = self._prompt_room(requests, max_gen_toks, options)
         n_truncated = int((attn.sum(dim=1) > keep).sum())
         context_enc, attn = context_enc[:, -keep:], attn[:, -keep:]
         context_enc, attn = context_enc.to(self.device), attn.to(self.device)
         ctx_len = context_enc.shape[1]
-        with torch.no_grad():
+        measure = bool(names)
+        with torch.no_grad(), self._autocast():
             out = self.model.generate(
                 input_ids=context_enc,
                 attention_mask=attn,
@@ -207,41 +349,45 @@ class HFMultiLabelLM(HFLM):
                 pad_token_id=self.tokenizer.pad_token_id,
                 use_cache=True,
                 return_dict_in_generate=True,
-                output_logits=True,
+                output_logits=measure,
+                **({cache_argument(self.model): DynamicCache()} if measure else {}),
                 **kwargs,
             )
-        logits = torch.stack(out.logits, dim=1).float()  # (B, T, V)
-        logprobs = torch.log_softmax(logits, dim=-1)
         texts: list[str] = []
         prepared: dict[int, _Prepared] = {}
-        for row, req in enumerate(requests):
+        for row, row_names in enumerate(names_per_row):
             gen_ids = out.sequences[row, ctx_len:].tolist()
-            text, n_tokens = self._cut(gen_ids, until)
-            texts.append(text)
-            names = _label_names(req)
-            if names:
-                prepared[row] = self._label_steps(
-                    pad=int((attn[row] == 0).sum()),
-                    ctx_len=ctx_len,
-                    gen_ids=gen_ids[:n_tokens],
-                    logits=logits[row, :n_tokens],
-                    logprobs=logprobs[row, :n_tokens],
-                    text=text,
-                    label_names=list(names),
-                )
+            if not row_names:
+                texts.append(self._hf_text(gen_ids, until))
+                continue
+            pad = int((attn[row] == 0).sum())
+            answer = self._read_answer(gen_ids, context_enc[row, pad:].tolist(), until)
+            texts.append(answer.text)
+            prepared[row] = self._label_steps(
+                pad=pad,
+                ctx_len=ctx_len,
+                gen_ids=gen_ids,
+                logits=[step[row] for step in out.logits[: answer.n_tokens]],
+                prompt_ids=context_enc[row, pad:].tolist(),
+                answer=answer,
+                label_names=list(row_names),
+            )
+        if not prepared:
+            return texts, n_truncated
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         rows = range(len(requests))
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             scores = score_label_steps_rows(
                 self.model,
-                out.past_key_values,
+                cache,
                 [prepared[r].pad if r in prepared else 0 for r in rows],
                 [prepared[r].steps if r in prepared else [] for r in rows],
             )
         for row, prep in prepared.items():
-            payload = self._payload(prep, *scores[row], options)
+            payload = self._payload(prep, scores[row], options)
             if "marginal" in options.strategies and prep.root_logprobs is not None:
                 result = self._marginal(
-                    _row_cache(out.past_key_values, row, len(requests)), prep.pad, ctx_len,
+                    _row_cache(cache, row, len(requests)), prep.pad, ctx_len,
                     prep.root_logprobs, prep.label_names, until, options,
                 )  # fmt: skip
                 payload["strategies"]["marginal"] = np.clip(result.probs, 0, 1).tolist()
@@ -249,39 +395,50 @@ class HFMultiLabelLM(HFLM):
             texts[row] = dump_payload(payload)
         return texts, n_truncated
 
-    def _prompt_room(
-        self, requests: Sequence[Instance], max_gen_toks: int, options: MlcOptions
-    ) -> int:
-        """Prompt tokens that fit: the context less generation and label-scoring positions.
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """`hf`'s mixed precision (`mixed_precision_dtype`), on every forward we make."""
+        dtype = self.mixed_precision_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-        Label tries extend past the generated tokens by up to a label's length, and the
-        `marginal` search by up to `mlc_max_new_tokens`; keeping their positions inside
-        `max_length` avoids index errors in models with learned position embeddings.
-        """
-        names = {n for req in requests for n in _label_names(req) or ()}
-        label_room = max(
-            (len(self.tok_encode(' "' + n, add_special_tokens=False)) for n in names), default=0
+    def _hf_text(self, gen_ids: list[int], until: Sequence[str]) -> str:
+        """The answer exactly as `hf` returns it: thinking dropped, special tokens skipped,
+        cut at the first stop sequence."""
+        think = self.think_end_token
+        if isinstance(think, int) and think in gen_ids:
+            gen_ids = gen_ids[len(gen_ids) - gen_ids[::-1].index(think) :]
+        text = self.tok_decode(gen_ids)
+        if isinstance(think, int):
+            text = text.lstrip()
+        return postprocess_generated_text(
+            text, list(until), think if isinstance(think, str) else None
         )
-        after = max_gen_toks + label_room + 1
-        if names and "marginal" in options.strategies:
-            after = max(after, options.max_new_tokens + label_room + 1)
-        keep = self.max_length - after
-        if keep < 1:
-            raise ValueError(
-                f"hf-mlc: max_length {self.max_length} leaves no room for the prompt after "
-                f"{max_gen_toks} generated tokens and {label_room} label tokens; lower "
-                "max_gen_toks or raise max_length."
-            )
-        return keep
 
-    def _cut(self, gen_ids: list[int], until: Sequence[str]) -> tuple[str, int]:
-        """The answer text cut at the first stop string, and how many tokens it spans."""
-        full = self.tok_decode(gen_ids, skip_special_tokens=False)
-        cut = min((full.find(s) for s in until if s and s in full), default=len(full))
-        n_tokens = len(gen_ids)
-        while n_tokens > 0 and len(self.tok_decode(gen_ids[: n_tokens - 1], False)) >= cut:
-            n_tokens -= 1
-        return full[:cut], n_tokens
+    def _read_answer(
+        self, gen_ids: list[int], prompt_ids: list[int], until: Sequence[str]
+    ) -> _Answer:
+        """Where the answer lies in the generated tokens, read as `hf` reads it."""
+        end = next((i for i, t in enumerate(gen_ids) if t in self._eos_ids), len(gen_ids))
+        ids = gen_ids[:end]
+        previous = prompt_ids[-1:]
+        offsets = [
+            len(continuation_text(self.tokenizer, ids[:i], previous)) for i in range(len(ids) + 1)
+        ]
+        internal = continuation_text(self.tokenizer, ids, previous)
+        start = 0
+        think = self.think_end_token
+        if isinstance(think, int) and think in ids:
+            start = offsets[len(ids) - ids[::-1].index(think)]
+        elif isinstance(think, str) and think in internal:
+            start = internal.rindex(think) + len(think)
+        start += len(internal[start:]) - len(internal[start:].lstrip())
+        cut = min(
+            (internal.find(s, start) for s in until if s and s in internal[start:]),
+            default=len(internal),
+        )
+        n_tokens = sum(1 for i in range(len(ids)) if offsets[i] < cut)
+        return _Answer(self._hf_text(gen_ids, until), internal, offsets, (start, cut), n_tokens)
 
     # ------------------------------------------------------------------ measurements
     def _label_steps(
@@ -290,56 +447,136 @@ class HFMultiLabelLM(HFLM):
         pad: int,
         ctx_len: int,
         gen_ids: list[int],
-        logits: torch.Tensor,
-        logprobs: torch.Tensor,
-        text: str,
+        logits: list[torch.Tensor],
+        prompt_ids: list[int],
+        answer: _Answer,
         label_names: list[str],
     ) -> _Prepared:
-        """Where labels start in one answer, and what scoring them needs (no forward yet)."""
+        """Where labels start in one answer, and the sequences that spell them (no forward)."""
+        n = answer.n_tokens
         # A broken checkpoint's NaN/inf logits: count the steps, then read NaN log-probs as
         # -inf (no mass) and non-finite raw logits as 0 (no evidence), so every probability
         # stays finite and in [0, 1] and the payload stays valid JSON.
-        nonfinite = int((~torch.isfinite(logits)).any(dim=-1).sum())
-        logprobs = torch.nan_to_num(logprobs, nan=-torch.inf)
-        logits = torch.nan_to_num(logits, nan=0.0, posinf=0.0, neginf=0.0)
-        offsets = [len(self.tok_decode(gen_ids[:i], False)) for i in range(len(gen_ids) + 1)]
-        spans = label_spans(text, label_names) or _virtual_span(text)
+        raw = torch.stack(logits).float() if n else torch.zeros(0)
+        nonfinite = int((~torch.isfinite(raw)).any(dim=-1).sum()) if n else 0
+        if n:
+            lse = torch.logsumexp(raw, dim=-1)
+            chosen = raw.gather(1, torch.tensor(gen_ids[:n], device=raw.device)[:, None])[:, 0]
+            chosen_lp = torch.nan_to_num(chosen - lse, nan=-torch.inf).tolist()
         prep = _Prepared(
-            text=text,
+            text=answer.text,
             label_names=label_names,
             pad=pad,
             nonfinite=nonfinite,
-            root_logprobs=logprobs[0] if len(gen_ids) else None,
+            root_logprobs=_logprobs(raw[0]) if n else None,
         )
-        chosen = [lp[t].item() for lp, t in zip(logprobs, gen_ids, strict=True)]
+        start, cut = answer.region
+        region = answer.internal[start:cut]
+        spans = [
+            LabelSpan(s.start + start, s.end + start, s.label, s.quote)
+            for s in label_spans(region, label_names)
+        ] or _virtual_span(region, start)
+        prompt_tail = continuation_text(self.tokenizer, prompt_ids[-8:], prompt_ids[-9:-8])
+        offsets, internal = answer.offsets, answer.internal
         for span in spans:
-            t = max(i for i in range(len(gen_ids)) if offsets[i] <= span.start)
-            lead = text[offsets[t] : span.start] + (span.quote if span.label < 0 else "")
-            sequences = [
-                self.tok_encode(lead + name, add_special_tokens=False) for name in label_names
-            ]
-            prep.steps.append(
-                LabelStep(
-                    boundary=ctx_len + t,
-                    position=ctx_len + t - pad,
-                    prefix_logprobs=logprobs[t],
-                    sequences=sequences,
-                    terminators=self._terminators(span.quote),
-                )
-            )
-            prep.first_logits.append([logits[t, seq[0]].item() for seq in sequences])
+            candidates = [i for i in range(n) if offsets[i] <= span.start]
+            if not candidates:
+                continue
+            t = max(candidates)
+            lead = internal[offsets[t] : span.start] + (span.quote if span.label < 0 else "")
+            context = (prompt_tail + internal[: offsets[t]])[-CONTEXT_CHARS:]
+            generated = None
+            if span.label >= 0:
+                e = max(i for i in range(n) if offsets[i] < span.end)
+                covered = internal[span.start : offsets[e + 1]]
+                tail = internal[span.end : offsets[e + 1]]
+                closed = bool(tail.strip()) and closes_item(span.quote, tail)
+                generated = (tuple(gen_ids[t : e + 1]), closed, covered)
+            step, match = self._step(
+                t=t, pad=pad, ctx_len=ctx_len, raw=raw[t], context=context, lead=lead,
+                label_names=label_names, label=span.label, generated=generated, quote=span.quote,
+            )  # fmt: skip
+            prep.steps.append(step)
             prep.step_labels.append(span.label)
             prep.token_indices.append(t)
-            prep.path_logp.append(float(sum(chosen[:t])))
+            prep.path_logp.append(float(sum(chosen_lp[:t])))
+            prep.tokens_match.append(match)
         return prep
 
+    def _step(
+        self,
+        *,
+        t: int,
+        pad: int,
+        ctx_len: int,
+        raw: torch.Tensor,
+        context: str,
+        lead: str,
+        label_names: Sequence[str],
+        label: int,
+        generated: tuple[tuple[int, ...], bool, str] | None,
+        quote: str,
+    ) -> tuple[LabelStep, bool | None]:
+        """One step's sequences: every label's case variants in context, plus what was written."""
+        variants = [
+            (i, lead + v) for i, name in enumerate(label_names) for v in case_variants(name)
+        ]
+        texts = [text for _, text in variants]
+        if generated is not None:
+            texts.append(lead + generated[2])
+        split = self._split_in_context(context, texts)
+        # (label, ids) -> closed; a label's first variant (as listed) is its canonical spelling.
+        sequences: dict[tuple[int, tuple[int, ...]], bool] = {}
+        canonical: dict[int, tuple[int, ...]] = {}
+        for (owner, _), ic in zip(variants, split, strict=False):
+            if ic.ids:
+                sequences.setdefault((owner, ic.ids), False)
+                canonical.setdefault(owner, ic.ids)
+        match: bool | None = None
+        if generated is not None:
+            ids, closed, _ = generated
+            match = ids == split[-1].ids
+            sequences[(label, ids)] = sequences.get((label, ids), False) or closed
+        keys = list(sequences)
+        index = {key: i for i, key in enumerate(keys)}
+        token_text = self._vocab_text()
+        step = LabelStep(
+            boundary=ctx_len + t,
+            position=ctx_len + t - pad,
+            prefix_logprobs=_logprobs(raw),
+            prefix_logits=torch.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0),
+            sequences=[ids for _, ids in keys],
+            owners=[owner for owner, _ in keys],
+            closed=[sequences[key] for key in keys],
+            first_depths=[_first_depth(ids, lead, token_text) for _, ids in keys],
+            canonical=[index[(i, canonical[i])] for i in range(len(label_names))],
+            terminators=self._terminators(quote),
+        )  # fmt: skip
+        return step, match
+
+    def _split_in_context(self, context: str, texts: Sequence[str]) -> list[InContext]:
+        """In-context token ids of each text after `context`, cached per (context, text)."""
+        missing = [t for t in dict.fromkeys(texts) if (context, t) not in self._in_context]
+        if missing:
+            for text, ic in zip(
+                missing, label_token_ids_batch(self.tokenizer, context, missing), strict=True
+            ):
+                self._in_context[(context, text)] = ic
+        return [self._in_context[(context, t)] for t in texts]
+
     def _payload(
-        self, prep: _Prepared, complete: np.ndarray, first: np.ndarray, options: MlcOptions
+        self, prep: _Prepared, scores: Sequence[StepScores], options: MlcOptions
     ) -> dict[str, Any]:
         """The payload of one answer from its scored label steps (`marginal` added after)."""
-        complete, first = np.nan_to_num(complete, nan=-np.inf), np.nan_to_num(first, nan=-np.inf)
-        firsts = [seq[0] for seq in prep.steps[0].sequences] if prep.steps else []
         n_labels = len(prep.label_names)
+        shape = (len(scores), n_labels)
+
+        def stack(name: str, fill: float) -> np.ndarray:
+            rows = [getattr(s, name) for s in scores]
+            return np.stack(rows) if rows else np.full(shape, fill)
+
+        complete = np.nan_to_num(stack("complete", -np.inf), nan=-np.inf)
+        first = np.nan_to_num(stack("first_logp", -np.inf), nan=-np.inf)
         strategies = step_strategies(complete, prep.step_labels, prep.path_logp, n_labels)
         return {
             "text": prep.text,
@@ -347,11 +584,12 @@ class HFMultiLabelLM(HFLM):
             "steps": step_records(
                 complete,
                 first,
-                np.array(prep.first_logits),
+                stack("first_logit", np.nan),
+                stack("first_node", -1),
                 prep.step_labels,
                 prep.token_indices,
-                firsts,
                 prep.label_names,
+                prep.tokens_match,
             ),  # fmt: skip
             "strategies": {k: v for k, v in strategies.items() if k in options.strategies},
             "options": options.as_dict(),
@@ -361,11 +599,14 @@ class HFMultiLabelLM(HFLM):
     def _marginal(self, cache, pad, ctx_len, root_logprobs, label_names, until, options):
         token_text = self._vocab_text()
         variants = [
-            {tuple(self.tok_encode(v + name, add_special_tokens=False)) for v in ("", " ")}
+            sorted(
+                {ic.ids for ctx in ('["', '", "', ", ", " ", "\n") for ic in
+                 self._split_in_context(ctx, case_variants(name)) if ic.ids}
+            )
             for name in label_names
-        ]
-        detector = LabelDetector([sorted(v) for v in variants], token_text)
-        stop_ids = {self.eot_token_id}
+        ]  # fmt: skip
+        detector = LabelDetector(variants, token_text)
+        stop_ids = self._eos_ids
         stops = [s for s in until if s]
 
         def is_final(path: Sequence[int]) -> bool:
@@ -383,7 +624,7 @@ class HFMultiLabelLM(HFLM):
         expander = cached_expander(
             self.model, cache, prompt_allowed, ctx_len - pad, options.tree_batch_size
         )
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             return tree_marginal(
                 root_logprobs,
                 expander,
@@ -396,24 +637,19 @@ class HFMultiLabelLM(HFLM):
             )
 
     def _vocab_text(self) -> list[str]:
-        """Decoded text of every token id (cached; ids past the tokenizer decode to '')."""
+        """Text of every token id as it reads mid-sequence (cached)."""
         if self._token_text is None:
             size = self.model.get_output_embeddings().weight.shape[0]
-            n = len(self.tokenizer)
-            texts = self.tokenizer.batch_decode([[i] for i in range(min(n, size))])
-            self._token_text = texts + [""] * (size - len(texts))
+            self._token_text = token_texts(self.tokenizer, size)
         return self._token_text
 
     def _terminators(self, quote: str) -> torch.Tensor:
-        """Tokens that end a label: the closing quote, or a delimiter/bracket/EOS if unquoted."""
-        if self._terminator_masks is None:
-            self._terminator_masks = {}
+        """Tokens that end a label item opened with `quote` ("" unquoted), and every EOS id."""
         if quote not in self._terminator_masks:
-            closers = quote or UNQUOTED_CLOSERS
             text = self._vocab_text()
-            mask = torch.tensor([t[:1] != "" and t[:1] in closers for t in text])
-            if not quote:
-                mask[self.eot_token_id] = True
+            mask = torch.tensor([bool(t) and closes_item(quote, t) for t in text])
+            ids = [i for i in self._eos_ids if i < len(text)]
+            mask[ids] = True
             self._terminator_masks[quote] = mask
         return self._terminator_masks[quote]
 
@@ -435,10 +671,25 @@ def _label_names(request: Instance) -> list[str] | None:
     return doc.get("label_names") if isinstance(doc, dict) else None
 
 
-def _virtual_span(text: str) -> list[LabelSpan]:
+def _logprobs(logits: torch.Tensor) -> torch.Tensor:
+    """log-softmax of one position's logits, NaN read as -inf (no mass)."""
+    return torch.nan_to_num(torch.log_softmax(logits.float(), dim=-1), nan=-torch.inf)
+
+
+def _first_depth(ids: Sequence[int], lead: str, token_text: Sequence[str]) -> int:
+    """1-based index of the first token of `ids` that holds label characters past `lead`."""
+    length = 0
+    for depth, token in enumerate(ids, start=1):
+        length += len(token_text[token]) if token < len(token_text) else 0
+        if length > len(lead):
+            return depth
+    return 0
+
+
+def _virtual_span(region: str, start: int) -> list[LabelSpan]:
     """Where a first label would have started when none was generated (after '['), if any."""
-    bracket = text.find("[")
-    return [LabelSpan(bracket + 1, -1, '"')] if bracket >= 0 else []
+    bracket = region.find("[")
+    return [LabelSpan(start + bracket + 1, start + bracket + 1, -1, '"')] if bracket >= 0 else []
 
 
 def _row_cache(cache: DynamicCache, row: int, batch: int) -> DynamicCache:
