@@ -177,6 +177,40 @@ def test_cutoff_is_used():
     assert parse_labels("sadnes", EMOTIONS, cutoff=1.0).labels == ()
 
 
+@pytest.mark.parametrize(
+    ("text", "labels", "invalid", "n_items"),
+    [
+        # Before the shared matcher (lm_eval_mlc.core.matching), the text between the quoted
+        # strings of a list that is not JSON was split on "," only, and "]" did not end a
+        # delimited piece, so the step finder and the parser could not share one rule for where
+        # an unquoted item ends. Now both split on the same delimiters.
+        pytest.param("[joy; anger]", ("anger", "joy"), (), 2, id="was-invalid-'joy; anger'"),
+        pytest.param("[joy\nanger]", ("anger", "joy"), (), 2, id="was-invalid-'joy anger'"),
+        pytest.param("[fear | joy]", ("fear", "joy"), (), 2, id="was-invalid-'fear | joy'"),
+        pytest.param("joy] anger", ("anger", "joy"), (), 2, id="was-invalid-'joy] anger'"),
+        # Unchanged: "/" and "and" split delimited text only ("and so on" after a list stays
+        # one item).
+        pytest.param("[joy and anger]", (), ("joy and anger",), 1, id="list-and-stays"),
+        pytest.param('["joy" and "anger"]', ("anger", "joy"), ("and",), 3, id="list-and-item"),
+        pytest.param("[sadness/fear", (), ("sadness/fear",), 1, id="list-slash-stays"),
+    ],
+)
+def test_unquoted_pieces_split_alike_in_lists_and_delimited_text(text, labels, invalid, n_items):
+    parsed = parse_labels(text, EMOTIONS)
+    assert (parsed.labels, parsed.invalid, parsed.n_items) == (labels, invalid, n_items)
+
+
+def test_parsed_labels_carry_where_each_label_was_written():
+    text = '["Anger", "joy", "anger"]'
+    parsed = parse_labels(text, EMOTIONS)
+    assert [(text[s.start : s.end], EMOTIONS[s.label]) for s in parsed.spans] == [
+        ("Anger", "anger"),
+        ("joy", "joy"),
+    ]
+    # Where the labels are is not part of what was parsed.
+    assert parsed == ParsedLabels(("anger", "joy"), (), 2, "json")
+
+
 def test_labels_with_delimiters_stay_whole():
     names = ("World", "Sports", "Business", "Sci/Tech", "Rock and Roll")
     parsed = parse_labels("sci/tech, rock and roll\nsports/world", names)
