@@ -215,12 +215,12 @@ def _text_config(config: object) -> object:
 
 
 def _declares(config: object, field: str) -> bool:
-    """The config class declares `field` (dataclass configs, transformers 5); older configs
-    (plain classes) count any non-None attribute."""
+    """The config class declares `field`: a dataclass field (transformers 5) or an `__init__`
+    parameter (4.x), not an attribute that unknown keyword arguments left behind."""
     fields = getattr(type(config), "__dataclass_fields__", None)
     if fields is not None:
         return field in fields
-    return getattr(config, field, None) is not None
+    return field in inspect.signature(type(config).__init__).parameters
 
 
 def _implementation(model: torch.nn.Module) -> str:
