@@ -72,7 +72,8 @@ def test_prompts_past_the_context_are_left_truncated_with_one_warning(tiny_model
     long = "Comment: " + "so very long and winding " * 60 + "\nEmotions:"
     contexts = [long, "Comment: short\nEmotions:", long + " again"]
     n_answer = len(lm.tok_encode(answer, add_special_tokens=False))
-    gen = {**GEN, "max_gen_toks": n_answer}  # generation fills its whole budget
+    # generation fills its whole budget; left truncation asked for explicitly
+    gen = {**GEN, "max_gen_toks": n_answer, "mlc_truncation": "left"}
     with caplog.at_level(logging.WARNING):
         responses = lm.generate_until(_requests(contexts, gen))
     payloads = [load_payload(r) for r in responses]
@@ -105,19 +106,34 @@ def test_unary_prompts_past_the_context_are_truncated_with_one_warning(tiny_mode
     assert not any("Combined length of context" in m for m in messages)
 
 
-def test_sliding_window_past_its_window_is_a_clear_error_not_a_wrong_probability(tiny_model_dir):
+def test_prompts_past_the_context_are_refused_before_generation_by_default(tiny_model_dir):
+    """Cutting a multi-label prompt from the left would drop its instruction and label list."""
+    lm = _lm(tiny_model_dir("gpt2", positions=96))
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("generation ran before the length check")
+
+    lm.model.generate = must_not_run
+    long = "Comment: " + "so very long and winding " * 60 + "\nEmotions:"
+    with pytest.raises(ValueError, match=r"1 of 2 multi-label prompts .* mlc_truncation=left"):
+        lm.generate_until(_requests([long, "Comment: short\nEmotions:"]))
+
+
+def test_sliding_window_prompts_past_the_window_are_scored(tiny_model_dir):
+    """A private full-attention cache keeps every position; the window is applied by masks
+    (equality with brute force: tests/test_hf_mlc_architectures.py)."""
     lm = _lm(tiny_model_dir("mistral"))  # window: 32 tokens
     _script(lm)
-    (short,) = lm.generate_until(_requests(["Comment: hi\nEmotions:"]))
-    _check_finite_payload(load_payload(short))
     long = "Comment: " + "so very long and winding " * 20 + "\nEmotions:"
-    with pytest.raises(NotImplementedError, match="DynamicSlidingWindowLayer.*full-attention"):
-        lm.generate_until(_requests([long]))
+    (response,) = lm.generate_until(_requests([long]))
+    payload = load_payload(response)
+    assert [s["label"] for s in payload["steps"]] == ["disappointment", "nervousness"]
+    _check_finite_payload(payload)
 
 
 def test_no_room_for_the_prompt_is_a_clear_error(tiny_model_dir):
     lm = _lm(tiny_model_dir("gpt2", positions=96))
-    with pytest.raises(ValueError, match="max_length 96 leaves no room for the prompt"):
+    with pytest.raises(ValueError, match="do not fit the model.s context: max_length 96"):
         lm.generate_until(_requests(["Comment: hi"], {**GEN, "max_gen_toks": 90}))
 
 

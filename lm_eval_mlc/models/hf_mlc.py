@@ -490,7 +490,7 @@ class HFMultiLabelLM(HFLM):
                 e = max(i for i in range(n) if offsets[i] < span.end)
                 covered = internal[span.start : offsets[e + 1]]
                 tail = internal[span.end : offsets[e + 1]]
-                closed = bool(tail.strip()) and closes_item(span.quote, tail)
+                closed = bool(tail.strip()) and closes_item(span.quote, tail, at_end=False)
                 generated = (tuple(gen_ids[t : e + 1]), closed, covered)
             step, match = self._step(
                 t=t, pad=pad, ctx_len=ctx_len, raw=raw[t], context=context, lead=lead,
@@ -647,7 +647,7 @@ class HFMultiLabelLM(HFLM):
         """Tokens that end a label item opened with `quote` ("" unquoted), and every EOS id."""
         if quote not in self._terminator_masks:
             text = self._vocab_text()
-            mask = torch.tensor([bool(t) and closes_item(quote, t) for t in text])
+            mask = torch.tensor([bool(t) and closes_item(quote, t, at_end=False) for t in text])
             ids = [i for i in self._eos_ids if i < len(text)]
             mask[ids] = True
             self._terminator_masks[quote] = mask

@@ -1,0 +1,67 @@
+"""Real Gemma-3 270M (sliding-window attention, window 512) through `hf-mlc` on `goemotions_ml`.
+
+4-shot prompts are longer than the window, so the sliding layers must see only their window
+while label tries are scored; every generated label's probability is checked against brute
+force (full uncached forwards of each spelling).
+"""
+
+from __future__ import annotations
+
+import pytest
+from brute_force import exact_step_probability, greedy_ids, product_bound  # noqa: E402  (tests/)
+
+from lm_eval_mlc.payload import load_payload
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gemma3_lm(gemma3_gguf):
+    from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
+
+    return HFMultiLabelLM(
+        pretrained=str(gemma3_gguf.parent), gguf_file=gemma3_gguf.name, device="cpu",
+        batch_size=1, dtype="float32",
+    )  # fmt: skip
+
+
+# 4-shot GoEmotions prompts are ~230 tokens with this tokenizer; 24 shots pass the window.
+@pytest.mark.parametrize(("shots", "limit"), [(4, 2), (24, 1)])
+def test_gemma3_run_matches_brute_force(gemma3_lm, data_dir, shots, limit):
+    from lm_eval import simple_evaluate
+
+    from lm_eval_mlc.models.tree_attention import attention_layer_types, attention_window
+    from lm_eval_mlc.plugin import task_manager
+
+    lm = gemma3_lm
+    window = attention_window(lm.model.config)
+    assert window == 512 and "sliding_attention" in attention_layer_types(lm.model.config)
+    out = simple_evaluate(
+        model=lm, tasks=["goemotions_ml"], limit=limit, num_fewshot=shots, log_samples=True,
+        task_manager=task_manager(metadata={"data_dir": str(data_dir)}),
+    )  # fmt: skip
+    samples = out["samples"]["goemotions_ml"]
+    assert out["results"]["goemotions_ml"]["micro_f1,conditional"] >= 0.0  # the run completed
+    checked = 0
+    for sample in samples:
+        prompt = sample["arguments"][0][0]  # (context, generation kwargs) of its one request
+        context = lm.tok_encode(prompt)
+        assert len(context) > window or shots == 4  # past the sliding window
+        payload = load_payload(sample["resps"][0][0])
+        names = payload["labels"]
+        steps = [s for s in payload["steps"] if s["label"]]
+        if not steps:
+            continue
+        _, gen = greedy_ids(lm, prompt, 48)
+        quote = '"' if '"' in payload["text"] else ""
+        for step in steps:
+            assert isinstance(step["generated_tokens_match"], bool)
+            j = names.index(step["label"])
+            t = step["token_index"]
+            exact = exact_step_probability(lm, context, gen, t, step["label"], quote, step["label"])
+            assert step["probs"][j] == pytest.approx(exact, rel=1e-3, abs=1e-6)
+            assert step["probs"][j] >= product_bound(lm, context, gen, t, step["label"]) * (
+                1 - 1e-3
+            )
+            checked += 1
+    assert checked >= 1
