@@ -75,6 +75,10 @@ def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str,
     if "steps" in view:
         out |= step_diagnostics(view["steps"])
         out["nonfinite_steps"] = view.get("nonfinite_steps", 0)
+        # Steps whose written tokens are not the tokenizer's own split (still scored as written).
+        out["noncanonical_steps"] = sum(
+            1 for step in view["steps"] if step.get("generated_tokens_match") is False
+        )
     if "unexplored" in view:
         out["marginal_unexplored"] = view["unexplored"]
     return out

@@ -9,15 +9,19 @@ Schema (version 1)::
                 "label": "joy" | null,            # null: a virtual step (no label generated)
                 "probs": [...],                   # exact P(label complete) for every label
                 "none": 0.1,                      # 1 - sum(probs): stop, none, or off-label
-                "first_token_probs": [...],       # softmax over label first tokens (the study)
-                "first_token_logits": [...],      # raw logits of those tokens (LogTokU)
+                "first_token_probs": [...],       # softmax over label first tokens (the study);
+                "first_token_logits": [...],      # raw logits of those tokens (LogTokU); null
+                                                  # entries: a label with no first label token
+                "generated_tokens_match": true,   # the written tokens are the tokenizer's own
+                                                  # split in context (null: virtual step)
                 "entropy_bits": 0.4, "top1": 0.9, "top1_top2_ratio": 30.0,
                 "runner_up": "anger", "runner_up_later": true}],
      "strategies": {"first_step": [...], "max_over_steps": [...], "conditional": [...],
                     "joint": [...], "marginal": [...]},   # each P(label) in [0, 1]
      "marginal_unexplored": 0.02,                  # mass the tree search pruned (if run)
      "options": {"strategies": [...], "top_p": 0.99, "eps": 0.01, "max_new_tokens": 20,
-                 "threshold": 0.5},
+                 "threshold": 0.5, "truncation": "error",
+                 "case_variants": ["as_listed", "lower", "capitalized", "title", "upper"]},
      "nonfinite_steps": 0}                         # steps whose logits had NaN/inf
 
 Plain-text responses from any other model stay plain text; `load_payload` tells them apart.

@@ -143,6 +143,8 @@ def script_generation(lm, answer: str) -> list[int]:
             input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
             use_cache=True, **{name: cache if cache is not None else DynamicCache()},
         )  # fmt: skip
+        if not kwargs.get("return_dict_in_generate"):
+            return ids  # as `generate` returns for `hf`
         logits = tuple(out.logits[:, ctx_len - 1 + i] for i in range(n))
         return SimpleNamespace(sequences=ids, logits=logits, cache=getattr(out, name))
 

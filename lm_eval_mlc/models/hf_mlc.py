@@ -350,7 +350,13 @@ class HFMultiLabelLM(HFLM):
                 use_cache=True,
                 return_dict_in_generate=True,
                 output_logits=measure,
-                **({cache_argument(self.model): DynamicCache()} if measure else {}),
+                # A private full-attention cache (every layer keeps every position); a
+                # configured static/hybrid cache would conflict with it.
+                **(
+                    {cache_argument(self.model): DynamicCache(), "cache_implementation": None}
+                    if measure
+                    else {}
+                ),
                 **kwargs,
             )
         texts: list[str] = []
