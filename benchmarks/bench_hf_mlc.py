@@ -1,4 +1,5 @@
-"""Speed of `hf-mlc`, measured in one run: overhead, tree marginal, forward passes, memory.
+"""Speed of `hf-mlc`, measured in one run: overhead, tree marginal, forward passes, memory,
+the whole-run ratio to `hf` and label-count scaling.
 
 Prints, for the same model and the same real `goemotions_ml` requests (few-shot, chat template):
 
@@ -10,21 +11,35 @@ Prints, for the same model and the same real `goemotions_ml` requests (few-shot,
 (c) model forward calls per doc during `hf-mlc` generation, split into prompt prefills, decode
     steps and label scoring (one forward per batch), for 7 labels (`goemotions_ml`) and 27
     (`goemotions_ml_full`);
-(d) peak memory of each phase (process RSS high-water mark on CPU, CUDA allocator peak on GPU).
+(d) peak memory of each phase (process RSS high-water mark on CPU, CUDA allocator peak on GPU);
+(e) a whole `lm_eval` evaluation (`simple_evaluate`, our task manager, no request cache) of
+    `--run_limit` docs at `--run_batch_size`, once with `hf` and once with `hf-mlc` (fresh LM
+    wrappers on one shared model object), `--repeats` alternating pairs: each wall time, the
+    median and best-of ratio hf-mlc / hf (target: <= 1.10), and where hf-mlc's extra time goes
+    (inside `model.generate`, label scoring, step preparation, the rest);
+(f) label-count scaling of label scoring (`--label_counts`, default 28, 1,000, 5,000 labels):
+    short prompts that do not list the labels, scripted answers naming 2 labels, a randomly
+    initialised small Llama on SmolLM2's vocabulary; per doc: wall time of `generate_until`,
+    time in label scoring, trie nodes scored, peak RSS added.
 
-    python benchmarks/bench_hf_mlc.py                    # SmolLM2-135M on CPU, ~3 min
+    python benchmarks/bench_hf_mlc.py                    # SmolLM2-135M on CPU, all parts
+    python benchmarks/bench_hf_mlc.py --parts ef --threads 1   # ratio and scaling
     python benchmarks/bench_hf_mlc.py --device cuda --random_init_config llama-8b
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import json
 import os
 import re
 import resource
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -35,15 +50,17 @@ from unittest import mock
 
 import numpy as np
 import torch
+from lm_eval import simple_evaluate
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences
 from lm_eval.utils import simple_parse_args_string
 from tqdm import tqdm
-from transformers import DynamicCache
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
 import lm_eval_mlc.models.hf_mlc as hf_mlc
 from lm_eval_mlc.default_model import GGUF_FILE, default_model_args, default_model_dir
+from lm_eval_mlc.label_trie import LabelTrie
 from lm_eval_mlc.models.label_scoring import score_label_steps
 from lm_eval_mlc.models.marginal import Node
 from lm_eval_mlc.payload import load_payload
@@ -59,8 +76,19 @@ RANDOM_PRESETS = {
         max_position_embeddings=8192,
         rope_theta=500000.0,
     ),
+    # (f): small enough that 5,000 labels' tries fit on a laptop CPU; the lm_head (256 x 49k)
+    # still makes every trie node cost a full-vocabulary logit row, as in a real model.
+    "tiny": dict(
+        hidden_size=256,
+        intermediate_size=1024,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=8192,
+    ),
 }
 TARGET_OVERHEAD = 0.15
+TARGET_RUN_RATIO = 1.10
 TARGET_SPEEDUP = 10.0
 TARGET_DELTA = 1e-4
 
@@ -79,14 +107,47 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a busy host)"
     )
     p.add_argument("--data_dir", default=default_data)
-    p.add_argument("--task", default="goemotions_ml", help="task of (a) and (b)")
+    p.add_argument("--task", default="goemotions_ml", help="task of (a), (b) and (e)")
     p.add_argument("--num_fewshot", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each model in (a)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="timed runs of each model in (a), pairs in (e)"
+    )
     p.add_argument("--marginal_docs", type=int, default=2, help="docs for (b)")
     p.add_argument("--top_p", type=float, default=0.99)
     p.add_argument("--eps", type=float, default=0.01)
     p.add_argument("--max_new_tokens", type=int, default=20, help="marginal search depth")
-    p.add_argument("--parts", default="abc", help="which of (a) (b) (c) to run, e.g. 'ab'")
+    p.add_argument(
+        "--parts", default="abcef", help="which of (a) (b) (c) (e) (f) to run, e.g. 'ef'"
+    )
+    p.add_argument("--run_limit", type=int, default=40, help="docs of (e)'s whole run (40)")
+    p.add_argument("--run_batch_size", type=int, default=8, help="batch size of (e) (8)")
+    p.add_argument(
+        "--run_fewshot", type=int, default=None, help="shots of (e) (default: the task's, 0)"
+    )
+    p.add_argument(
+        "--run_chat_template",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="(e) with the chat template, as `lm-eval-mlc run` uses for the embedded model",
+    )
+    p.add_argument(
+        "--label_counts", default="28,1000,5000", help="label-set sizes of (f), comma-separated"
+    )
+    p.add_argument("--scaling_docs", type=int, default=2, help="docs per label count in (f)")
+    p.add_argument(
+        "--scaling_model",
+        default="tiny",
+        help=f"(f)'s model: a preset of --random_init_config ({sorted(RANDOM_PRESETS)}), a "
+        "LlamaConfig JSON file, or 'loaded' for the model of the other parts",
+    )
+    p.add_argument(
+        "--scaling_budget_s",
+        type=float,
+        default=600.0,
+        help="(f): seconds per label count; a doc still scoring then is stopped and reported "
+        "as timed out (with the forwards it finished), later docs that would not finish are "
+        "skipped; 0: no limit",
+    )
     p.add_argument(
         "--random_init_config",
         default=None,
@@ -100,7 +161,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def load_models(args: argparse.Namespace) -> tuple[hf_mlc.HFMultiLabelLM, HFLM]:
     """`hf-mlc` and plain `hf` sharing one model object (weights loaded once, not timed)."""
     if args.random_init_config:
-        model, tokenizer = _random_model(args)
+        model, tokenizer = _random_model(args.random_init_config, args.device, args.dtype)
         mlc = hf_mlc.HFMultiLabelLM(
             pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size
         )
@@ -111,11 +172,13 @@ def load_models(args: argparse.Namespace) -> tuple[hf_mlc.HFMultiLabelLM, HFLM]:
     return mlc, hf
 
 
-def _random_model(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
+def _random_model(
+    spec: str, device: str, dtype_name: str | None, tokenizer: Any = None
+) -> tuple[torch.nn.Module, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(default_model_dir(), gguf_file=GGUF_FILE)
-    spec = args.random_init_config
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(default_model_dir(), gguf_file=GGUF_FILE)
     fields = RANDOM_PRESETS.get(spec) or json.loads(Path(spec).read_text())
     config = LlamaConfig(
         **{
@@ -127,12 +190,12 @@ def _random_model(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
         }
     )
     dtype = (
-        getattr(torch, args.dtype)
-        if args.dtype
-        else (torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
+        getattr(torch, dtype_name)
+        if dtype_name
+        else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     )
     torch.manual_seed(0)
-    with torch.device(args.device):
+    with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     return model.eval(), tokenizer
 
@@ -243,7 +306,8 @@ class ForwardCounter:
 
     def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
-        cache = kwargs.get("past_key_values")
+        # transformers 5 passes the cache as `cache=`; older releases as `past_key_values=`.
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
         cached = 0 if cache is None else int(cache.get_seq_length())
         kind = "label" if self._in_label_scoring else ("prefill" if cached == 0 else "decode")
         self.calls[kind] += 1
@@ -267,6 +331,66 @@ class ForwardCounter:
                 yield self
         finally:
             handle.remove()
+
+
+class Stopwatch:
+    """Seconds spent inside wrapped callables, by name (device synchronised at each exit)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _sync(self.device)
+                self.seconds[name] += time.perf_counter() - start
+                self.calls[name] += 1
+
+        return timed_call
+
+    @contextmanager
+    def timing(self, model: torch.nn.Module) -> Iterator[Stopwatch]:
+        """Time `model.generate`, hf-mlc's label scoring and its per-answer helpers.
+
+        Helpers that this version of `hf_mlc` does not have are skipped (their rows read 0).
+        """
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(
+                mock.patch.object(model, "generate", self.wrap("model.generate", model.generate))
+            )
+            stack.enter_context(
+                mock.patch.object(
+                    hf_mlc,
+                    "score_label_steps_rows",
+                    self.wrap("label scoring", hf_mlc.score_label_steps_rows),
+                )
+            )
+            for name, attr in MLC_HELPERS:
+                fn = getattr(hf_mlc.HFMultiLabelLM, attr, None)
+                if fn is not None:
+                    stack.enter_context(
+                        mock.patch.object(hf_mlc.HFMultiLabelLM, attr, self.wrap(name, fn))
+                    )
+            yield self
+
+
+#: hf-mlc methods timed by `Stopwatch.timing` (label scoring and `generate` are timed apart).
+MLC_HELPERS = (
+    ("step prep (_label_steps)", "_label_steps"),
+    ("answer reading (_read_answer)", "_read_answer"),
+    ("payload (_payload)", "_payload"),
+    ("marginal (_marginal)", "_marginal"),
+)
+
+
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """`cache` where the forward takes it (transformers 5), else `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
@@ -371,8 +495,8 @@ def run_marginal(mlc, request: Instance, options, naive: bool) -> tuple[float, A
             lambda: (
                 mlc.model(
                     input_ids=torch.tensor([ids], device=mlc.device),
-                    past_key_values=None if naive else cache,
                     use_cache=not naive,
+                    **{_cache_keyword(mlc.model): None if naive else cache},
                 ).logits
             ),
             mlc.device,
@@ -437,6 +561,237 @@ def bench_forwards(mlc, manager, args, memory, mem) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+# ---------------------------------------------------------------------------------- (e)
+def whole_run(kind: str, mlc, manager, args, limit: int) -> dict[str, Any]:
+    """One `simple_evaluate` of `args.task` with a fresh `hf` or `hf-mlc` wrapper of `mlc.model`.
+
+    The wrapper is built inside the timed region (as a CLI run builds its LM; the weights are
+    shared and already loaded), so per-run set-up such as hf-mlc's token-text table counts.
+    """
+    watch = Stopwatch(mlc.device)
+    counter = ForwardCounter(mlc.model)
+    start = time.perf_counter()
+    with watch.timing(mlc.model), counter.counting():
+        cls = hf_mlc.HFMultiLabelLM if kind == "hf-mlc" else HFLM
+        lm = cls(pretrained=mlc.model, tokenizer=mlc.tokenizer, batch_size=args.run_batch_size)
+        watch.seconds["wrapper init"] = time.perf_counter() - start
+        generate_until = watch.wrap("generate_until", lm.generate_until)
+        with mock.patch.object(  # the harness passes no disable_tqdm; keep the printout clean
+            lm,
+            "generate_until",
+            lambda requests, disable_tqdm=False: generate_until(requests, True),
+        ):
+            results = simple_evaluate(
+                model=lm,
+                tasks=[args.task],
+                task_manager=manager,
+                limit=limit,
+                num_fewshot=args.run_fewshot,
+                apply_chat_template=args.run_chat_template,
+                fewshot_as_multiturn=True,
+                use_cache=None,  # no request cache: every request reaches the model
+                cache_requests=False,
+                log_samples=False,  # the CLI's default
+                verbosity="ERROR",
+            )
+    _sync(mlc.device)
+    seconds = time.perf_counter() - start
+    metrics = results["results"][args.task]
+    return {
+        "kind": kind,
+        "seconds": seconds,
+        "watch": watch,
+        "counter": counter,
+        "generated_f1": metrics.get("micro_f1,generated"),
+        "n_shot": results.get("n-shot", {}).get(args.task),
+        "n_docs": results.get("n-samples", {}).get(args.task, {}).get("effective", limit),
+    }
+
+
+def bench_whole_run(mlc, manager, args, memory, mem) -> dict[str, Any]:
+    """Warm-up (one batch each), then `repeats` pairs, the order swapped every pair (ABBA)."""
+    for kind in ("hf", "hf-mlc"):
+        whole_run(kind, mlc, manager, args, min(args.run_limit, args.run_batch_size))
+    runs: list[dict[str, Any]] = []
+    for i in tqdm(range(args.repeats), desc="(e) whole runs", leave=False):
+        for kind in ("hf", "hf-mlc") if i % 2 == 0 else ("hf-mlc", "hf"):
+            with memory.phase(mem, f"(e) {kind} whole run"):
+                runs.append({"pair": i, **whole_run(kind, mlc, manager, args, args.run_limit)})
+    return {"runs": runs}
+
+
+# ---------------------------------------------------------------------------------- (f)
+class ForceTokens(LogitsProcessor):
+    """Greedy generation that writes `script` and then `eos` (the raw logits stay the model's)."""
+
+    def __init__(self, script: Sequence[int], eos: int):
+        self.script, self.eos, self.start = list(script), eos, None
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.start is None:
+            self.start = input_ids.shape[1]
+        t = input_ids.shape[1] - self.start
+        token = self.script[t] if t < len(self.script) else self.eos
+        forced = torch.full_like(scores, -torch.inf)
+        forced[:, token] = 0.0
+        return forced
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise `TimeoutError` after `seconds` (0: no limit; no limit off the main thread or
+    where SIGALRM is missing). It lands between two torch operations, not inside one."""
+    if seconds <= 0 or not hasattr(signal, "setitimer"):
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def synthetic_label_names(tokenizer, real: Sequence[str], n: int) -> list[str]:
+    """`real` and then made-up names up to `n`: common whole-word tokens of the tokenizer as
+    single words, `word word` and `word_word` (fixed seed)."""
+    vocab = tokenizer.get_vocab()
+    words = sorted(
+        (i, t[1:])
+        for t, i in vocab.items()
+        if t.startswith("Ġ") and t[1:].isalpha() and t[1:].islower() and 4 <= len(t) - 1 <= 10
+    )
+    common = [w for _, w in words[:6000]]  # low ids: early (frequent) merges
+    rng = np.random.default_rng(0)
+    names = list(dict.fromkeys(real))
+    seen = {x.lower() for x in names}
+    while len(names) < n:
+        a, b = rng.choice(common, size=2, replace=False)
+        kind = rng.random()
+        name = a if kind < 0.4 else f"{a} {b}" if kind < 0.8 else f"{a}_{b}"
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            names.append(name)
+    return names[:n]
+
+
+def scaling_model(mlc, args) -> hf_mlc.HFMultiLabelLM:
+    """Batch-size-1 `hf-mlc` on (f)'s model: a random Llama on SmolLM2's vocabulary, or `mlc`'s."""
+    if args.scaling_model == "loaded":
+        model = mlc.model
+    else:
+        model, _ = _random_model(args.scaling_model, args.device, args.dtype, mlc.tokenizer)
+    return hf_mlc.HFMultiLabelLM(pretrained=model, tokenizer=mlc.tokenizer, batch_size=1)
+
+
+def bench_scaling(mlc, manager, requests, args) -> dict[str, Any]:
+    """Per doc and label count: `generate_until` of one scripted answer naming two labels."""
+    lm = scaling_model(mlc, args)
+    full = list(requests[0].doc["label_names"])
+    with contextlib.suppress(Exception):  # the 28 GoEmotions names, where that task loads
+        task = manager.load(["goemotions_ml_full"])["tasks"]["goemotions_ml_full"]
+        full = list(next(iter(task.test_docs()))["label_names"])
+    counts = [int(x) for x in args.label_counts.split(",") if x.strip()]
+    texts = [r.doc["text"] for r in requests]
+    eos = lm.eot_token_id
+    n_docs = args.scaling_docs
+
+    def doc_request(names: list[str], i: int) -> tuple[Instance, list[int]]:
+        rng = np.random.default_rng(i)
+        picked = [full[i % len(full)], names[int(rng.integers(len(names)))]]
+        if picked[1] == picked[0]:
+            picked[1] = names[(names.index(picked[0]) + 1) % len(names)]
+        answer = " [" + ", ".join(f'"{x}"' for x in picked) + "]"
+        context = (
+            "Classify the comment. Answer with a JSON list of labels.\n\n"
+            f"Comment: {texts[i % len(texts)]}\nLabels:"
+        )
+        gen_kwargs = {"until": ["\n\n"], "max_gen_toks": 48, "do_sample": False}
+        request = Instance(
+            request_type="generate_until",
+            doc={"label_names": names, "text": texts[i % len(texts)]},
+            arguments=(context, gen_kwargs),
+            idx=0,
+        )
+        return request, lm.tok_encode(answer, add_special_tokens=False)
+
+    def run_doc(names: list[str], i: int, budget: float) -> dict[str, Any]:
+        request, script = doc_request(names, i)
+        watch = Stopwatch(lm.device)
+        counter = ForwardCounter(lm.model)
+        memory = PeakMemory(lm.device)
+        peak: dict[str, float] = {}
+        trie: Counter[str] = Counter()
+        generate = lm.model.generate
+
+        def scripted(*a: Any, **k: Any) -> Any:
+            return generate(
+                *a, **k, logits_processor=LogitsProcessorList([ForceTokens(script, eos)])
+            )
+
+        def counting_tries(score: Callable[..., Any]) -> Callable[..., Any]:
+            def count_tries(model, cache, pads, steps_per_row):  # outside the timed scoring
+                for step in (s for row in steps_per_row for s in row):
+                    trie["nodes"] += len(LabelTrie.build(step.sequences))
+                    trie["sequences"] += len(step.sequences)
+                    trie["steps"] += 1
+                return score(model, cache, pads, steps_per_row)
+
+            return count_tries
+
+        start, out = time.perf_counter(), None
+        with mock.patch.object(lm.model, "generate", scripted), memory.phase(peak, "doc"):
+            try:
+                with deadline(budget), watch.timing(lm.model), counter.counting():
+                    counted = counting_tries(hf_mlc.score_label_steps_rows)
+                    with mock.patch.object(hf_mlc, "score_label_steps_rows", counted):
+                        out = lm.generate_until([request], True)
+                        _sync(lm.device)
+            except TimeoutError:
+                pass  # reported as timed out, with the forwards done so far
+        payload = load_payload(out[0]) if out else None
+        return {
+            "seconds": time.perf_counter() - start,
+            "timed_out": out is None,
+            "watch": watch,
+            "counter": counter,
+            "trie": trie,
+            "steps": len(payload["steps"]) if payload else 0,
+            "added_mib": peak["doc"] - peak["doc (start)"],
+            "peak_mib": peak["doc"],
+            "label_tokens": np.mean([len(lm.tok_encode(" " + x)) for x in names]),
+        }
+
+    run_doc(synthetic_label_names(lm.tokenizer, full, counts[0]), 0, 0)  # warm-up
+    rows = []
+    for n in tqdm(counts, desc="(f) label counts", leave=False):
+        names = synthetic_label_names(lm.tokenizer, full, n)
+        start, docs = time.perf_counter(), []
+        for i in range(n_docs):
+            budget = args.scaling_budget_s
+            left = budget - (time.perf_counter() - start)
+            if budget > 0 and docs and left < docs[-1]["seconds"]:  # it would not finish
+                break
+            docs.append(run_doc(names, i, max(left, 1.0) if budget > 0 else 0))
+            if docs[-1]["timed_out"]:
+                break
+        rows.append({"labels": n, "docs": docs, "skipped": n_docs - len(docs)})
+    n_params = sum(p.numel() for p in lm.model.parameters())
+    kind = "the loaded model" if args.scaling_model == "loaded" else "random weights"
+    return {
+        "rows": rows,
+        "model": f"{type(lm.model).__name__} {n_params / 1e6:.0f}M ({kind}, SmolLM2 vocabulary)",
+    }
 
 
 # ---------------------------------------------------------------------------------- report
@@ -596,6 +951,202 @@ def report_forwards(c: list[dict[str, Any]]) -> list[float]:
     return per_doc
 
 
+#: Columns of (e): time inside each wrapped callable, then what is left of generate_until and
+#: of the whole run.
+RUN_PARTS = (
+    "model.generate",
+    "label scoring",
+    *(name for name, _ in MLC_HELPERS),
+)
+
+
+def _run_breakdown(run: dict[str, Any]) -> dict[str, float]:
+    s = run["watch"].seconds
+    inside = sum(s[k] for k in RUN_PARTS)
+    return {
+        "wall": run["seconds"],
+        "wrapper init": s["wrapper init"],
+        **{k: s[k] for k in RUN_PARTS},
+        "rest of generate_until": s["generate_until"] - inside,
+        "outside generate_until": run["seconds"] - s["generate_until"] - s["wrapper init"],
+    }
+
+
+def report_whole_run(e: dict[str, Any], args: argparse.Namespace) -> tuple[float, float]:
+    runs = e["runs"]
+    first = runs[0]
+    shots = first["n_shot"] if first["n_shot"] is not None else args.run_fewshot
+    print(
+        f"\n(e) whole lm_eval run: simple_evaluate({args.task}, limit={args.run_limit}, "
+        f"batch_size={args.run_batch_size}, {shots}-shot, chat template "
+        f"{'on' if args.run_chat_template else 'off'}, default strategies, no request cache), "
+        "fresh hf / hf-mlc wrappers of one model object, pairs in ABBA order"
+    )
+    shown = ["wall", "model.generate", "label scoring", "step prep (_label_steps)"]
+    rows = []
+    for r in runs:
+        b = _run_breakdown(r)
+        k = r["counter"]
+        rows.append(
+            [
+                r["pair"],
+                r["kind"],
+                *(f"{b[c]:.2f}" for c in shown),
+                f"{b['rest of generate_until']:.2f}",
+                f"{b['outside generate_until']:.2f}",
+                k.calls["prefill"],
+                k.calls["decode"],
+                k.calls["label"],
+                k.tokens["label"],
+                "-" if r["generated_f1"] is None else f"{r['generated_f1']:.4f}",
+            ]
+        )
+    header = [
+        "pair",
+        "model",
+        "wall s",
+        "generate s",
+        "label scoring s",
+        "step prep s",
+        "rest of gen_until s",
+        "outside gen_until s",
+        "prefills",
+        "decodes",
+        "label fwd",
+        "label nodes",
+        "micro_f1 generated",
+    ]
+    print(_table(header, rows))
+    wall = {kind: [r["seconds"] for r in runs if r["kind"] == kind] for kind in ("hf", "hf-mlc")}
+    by_pair = {(r["pair"], r["kind"]): r for r in runs}
+    pairs = sorted({r["pair"] for r in runs})
+    ratios = [by_pair[i, "hf-mlc"]["seconds"] / by_pair[i, "hf"]["seconds"] for i in pairs]
+    median_ratio = statistics.median(wall["hf-mlc"]) / statistics.median(wall["hf"])
+    best_ratio = min(wall["hf-mlc"]) / min(wall["hf"])
+    print(
+        f"hf wall s: {' '.join(f'{t:.2f}' for t in wall['hf'])}; "
+        f"hf-mlc wall s: {' '.join(f'{t:.2f}' for t in wall['hf-mlc'])}"
+    )
+    verdict = "met" if median_ratio <= TARGET_RUN_RATIO else "NOT met"
+    print(
+        f"ratio hf-mlc / hf: {median_ratio:.3f} median (of each model's median wall time), "
+        f"{best_ratio:.3f} best-of, pairs {' '.join(f'{x:.3f}' for x in ratios)}; "
+        f"target <= {TARGET_RUN_RATIO:.2f}: {verdict}"
+    )
+    same = {r["generated_f1"] for r in runs}
+    print(
+        f"docs {first['n_docs']}; micro_f1 of `generated` identical across models and runs: "
+        f"{'yes' if len(same) == 1 else 'NO ' + str(sorted(same, key=str))}"
+    )
+    parts = ["wrapper init", *RUN_PARTS, "rest of generate_until", "outside generate_until"]
+    extra = {
+        c: statistics.median(
+            _run_breakdown(by_pair[i, "hf-mlc"])[c] - _run_breakdown(by_pair[i, "hf"])[c]
+            for i in pairs
+        )
+        for c in ["wall", *parts]
+    }
+    print(
+        f"where hf-mlc's extra time goes (median over pairs of hf-mlc minus hf, s): "
+        f"total {extra['wall']:+.2f} = "
+        + ", ".join(f"{c} {extra[c]:+.2f}" for c in parts if abs(extra[c]) >= 0.005)
+    )
+    print(
+        "model.generate: hf-mlc also keeps every step's logits (output_logits) and passes its "
+        "own DynamicCache; rest of generate_until: tokenising, batching, decoding text; "
+        "outside generate_until: building the task's requests, filters, metrics (hf-mlc's "
+        "payloads are parsed by 5 strategy filters)"
+    )
+    return median_ratio, best_ratio
+
+
+def report_scaling(f: dict[str, Any]) -> None:
+    print(
+        f"\n(f) label-count scaling of label scoring: {f['model']}, "
+        "batch size 1, a short prompt that does not list the labels, a scripted "
+        "answer naming 2 labels; per doc (median over finished docs; peak RSS: the largest)"
+    )
+    rows = []
+    base: dict[str, float] = {}
+    notes = []
+    for r in f["rows"]:
+        done = [d for d in r["docs"] if not d["timed_out"]]
+        docs = done or r["docs"]  # all timed out: show the first doc's partial numbers
+
+        def med(fn: Callable[[dict[str, Any]], float], docs: list = docs) -> float:
+            return statistics.median(fn(d) for d in docs)
+
+        scoring = med(lambda d: d["watch"].seconds["label scoring"])
+        fed = med(lambda d: d["counter"].tokens["label"])
+        stopped = "" if done else " (stopped)"
+        if done and not base:
+            base = {"scoring": scoring, "fed": fed}
+        growth = (
+            f"{fed / base['fed']:.1f}x / {scoring / base['scoring']:.1f}x" if done and base else "-"
+        )
+        rows.append(
+            [
+                r["labels"],
+                f"{len(done)}/{len(r['docs'])}",
+                f"{docs[0]['label_tokens']:.2f}",
+                f"{med(lambda d: d['trie']['steps']):.0f}",
+                f"{med(lambda d: d['trie']['sequences']):.0f}",
+                f"{med(lambda d: d['trie']['nodes']):.0f}",
+                f"{fed:.0f}{stopped}",
+                f"{med(lambda d: d['counter'].calls['label']):.0f}{stopped}",
+                f"{med(lambda d: d['seconds']):.2f}{stopped}",
+                f"{scoring:.2f}{stopped}",
+                f"{med(lambda d: d['watch'].seconds['step prep (_label_steps)']):.2f}",
+                f"{1e6 * scoring / max(fed, 1):.0f}",
+                f"{max(d['added_mib'] for d in docs):+.0f}",
+                f"{max(d['peak_mib'] for d in docs):.0f}",
+                growth,
+            ]
+        )
+        for d in r["docs"]:
+            if d["timed_out"]:
+                notes.append(
+                    f"{r['labels']} labels: a doc stopped after {d['seconds']:.0f} s "
+                    f"(--scaling_budget_s) with {d['counter'].tokens['label']} of its "
+                    f"{d['trie']['nodes']} trie nodes scored in {d['counter'].calls['label']} "
+                    "forwards" + ("" if done else " (the numbers above are that doc's, partial)")
+                )
+    header = [
+        "labels",
+        "docs",
+        "tokens/label",
+        "label steps",
+        "sequences",
+        "trie nodes",
+        "nodes fed",
+        "label fwd",
+        "generate_until s",
+        "label scoring s",
+        "step prep s",
+        "us/node fed",
+        "peak RSS added MiB",
+        "peak RSS MiB",
+        "fed / scoring vs first row",
+    ]
+    print(_table(header, rows))
+    for note in notes:
+        print(note)
+    skipped = [(r["labels"], r["skipped"]) for r in f["rows"] if r["skipped"]]
+    if skipped:
+        print(
+            "docs skipped (the --scaling_budget_s left would not finish them): "
+            + ", ".join(f"{n} labels: {k}" for n, k in skipped)
+        )
+    print(
+        "sequences and trie nodes: summed over the doc's label steps; nodes fed: trie nodes that "
+        "went through the model (depth-1 nodes without children are read from the step's own "
+        f"distribution). Each label is scored in up to {len(hf_mlc.CASE_VARIANTS)} case "
+        f"spellings ({', '.join(hf_mlc.CASE_VARIANTS)}; fewer where they coincide), so nodes ~ "
+        "steps x variants x labels x tokens per label (UPPER splits into more tokens), less "
+        "shared prefixes"
+    )
+
+
 def report_memory(mem: dict[str, float], memory: PeakMemory) -> None:
     print(f"\n(d) peak memory per phase ({memory.kind}, MiB)")
     rows = [
@@ -680,6 +1231,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         seconds["c"] = time.perf_counter() - t0
+    if "e" in args.parts:
+        t0 = time.perf_counter()
+        ratio, best = report_whole_run(bench_whole_run(mlc, manager, args, memory, mem), args)
+        summary.append(
+            (
+                "(e) whole run hf-mlc / hf",
+                f"{ratio:.3f} (best {best:.3f})",
+                f"<= {TARGET_RUN_RATIO:.2f} (median)",
+                ratio <= TARGET_RUN_RATIO,
+            )
+        )
+        seconds["e"] = time.perf_counter() - t0
+    if "f" in args.parts:
+        t0 = time.perf_counter()
+        report_scaling(bench_scaling(mlc, manager, requests, args))
+        seconds["f"] = time.perf_counter() - t0
     report_memory(mem, memory)
     print("\nsummary (all measured in this run)")
     print(
