@@ -126,11 +126,11 @@ def script_generation(lm, answer: str) -> list[int]:
 
     from transformers import DynamicCache
 
-    from lm_eval_mlc.models.tree_attention import _cache_argument
+    from lm_eval_mlc.models.tree_attention import cache_argument
 
     model, script = lm.model, lm.tok_encode(answer, add_special_tokens=False)
 
-    name = _cache_argument(model)
+    name = cache_argument(model)
 
     def generate(input_ids, attention_mask, max_length, **kwargs):
         cache = kwargs.get(name)

@@ -7,7 +7,6 @@ The window (6) is shorter than the prompt (14), and branches also attach at earl
 boundaries, so a wrong window or a glimpse of later cached positions shows.
 """
 
-import inspect
 import logging
 import math
 
@@ -36,6 +35,7 @@ from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_mar
 from lm_eval_mlc.models.tree_attention import (
     attention_layer_types,
     attention_window,
+    cache_argument,
     check_attention_implementation,
     tree_forward,
 )
@@ -126,8 +126,7 @@ def _model(name: str, impl: str) -> torch.nn.Module:
 def _cache(model, cache) -> dict:
     """The cache keyword: `cache` in transformers 5 (`past_key_values` warns there), before it
     `past_key_values`."""
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    return {name: cache}
+    return {cache_argument(model): cache}
 
 
 def _logprobs(model, tokens) -> torch.Tensor:

@@ -58,12 +58,7 @@ from lm_eval_mlc.models.label_scoring import (
     score_label_steps_rows,
 )
 from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
-from lm_eval_mlc.models.tree_attention import (
-    _cache_argument as cache_argument,
-)
-from lm_eval_mlc.models.tree_attention import (
-    check_attention_implementation,
-)
+from lm_eval_mlc.models.tree_attention import cache_argument, check_attention_implementation
 from lm_eval_mlc.payload import dump_payload
 from lm_eval_mlc.scoring.tokenization import (
     InContext,

@@ -204,7 +204,7 @@ def tree_forward(
         attention_mask=mask,
         position_ids=query_pos[None],
         use_cache=True,
-        **{_cache_argument(model): cache},
+        **{cache_argument(model): cache},
     )
     return out.logits[0].float(), cache
 
@@ -228,7 +228,7 @@ def _implementation(model: torch.nn.Module) -> str:
     return getattr(_text_config(model.config), "_attn_implementation", None) or "eager"
 
 
-def _cache_argument(model: torch.nn.Module) -> str:
+def cache_argument(model: torch.nn.Module) -> str:
     """`cache` where the forward takes it (transformers 5 renamed `past_key_values`, which now
     warns), else the older name."""
     parameters = inspect.signature(model.forward).parameters
