@@ -1,13 +1,22 @@
 """P(label appears anywhere in the output), by searching the tree of continuations.
 
 From the prompt, every continuation is expanded breadth-first with nucleus (`top_p`) and
-path-probability (`eps`) pruning until EOS, a stop string or `max_new_tokens`. Labels are
-detected by exact token-sequence matching as soon as they are complete (the token after them
-ends them, or the path ends); the node's probability, which is the total of every path through
-it, is then credited to the label once per path. Crediting at detection rather than at path end
-gives the same value without pruning and keeps labels found early on paths later pruned. Mass cut
-by pruning is reported as `unexplored`: each label's true marginal lies in
-[probs, probs + unexplored].
+path-probability (`eps`) pruning until it stops (`is_final`: EOS, a stop string) or reaches
+`max_new_tokens`. Labels are detected by exact token-sequence matching as soon as they are
+complete: the token after them ends them (a terminator), or the path stopped right after them.
+The node's probability, the total of every path through it, is then credited to the label once
+per path: every continuation of the node contains the label, so crediting at detection is exact
+and keeps labels found early on paths later pruned or cut. A path that reaches `max_new_tokens`
+without stopping is unfinished: a label at its very end is not credited (`S1` may go on to
+`S10`) and its whole probability is added to `unexplored`, as is the mass cut by pruning.
+
+Guarantee, for every label i and up to float rounding: probs[i] <= P_i <= probs[i] + unexplored,
+where P_i is the probability that label i appears, by `LabelDetector`'s rule, in the finished
+token path (its stopping token included) of the unpruned process; so a label right before an
+EOS counts only where that EOS's text starts with a terminator. With `top_p=1`, `eps=0` and
+`max_new_tokens` at least the longest path of the process, `probs` is P and `unexplored` is 0.
+`max_new_tokens` is the search's budget, not an end of the output: a caller whose generation
+really stops at a token budget says so in `is_final`.
 
 The search is independent of how a node's next-token distribution is computed: `expand`
 receives the frontier and returns one log-prob vector per node. `hf-mlc` expands the frontier
@@ -43,7 +52,7 @@ class Node:
 @dataclass(frozen=True)
 class MarginalResult:
     probs: np.ndarray  # (n_labels,) lower bound of P(label appears)
-    unexplored: float  # probability mass the pruning left unexplored
+    unexplored: float  # probability mass pruned or cut unfinished at max_new_tokens
     n_expanded: int  # nodes whose next-token distribution was computed
 
 
@@ -100,7 +109,10 @@ def tree_marginal(
     eps: float,
     max_new_tokens: int,
 ) -> MarginalResult:
-    """Breadth-first search of continuations; `is_final(path)` says the path has stopped."""
+    """Breadth-first search of continuations; `is_final(path)` says the path has stopped.
+
+    A path of `max_new_tokens` tokens that has not stopped is left unexplored, not finished.
+    """
     probs = np.zeros(n_labels)
     unexplored = 0.0
     n_expanded = 0
@@ -111,12 +123,16 @@ def tree_marginal(
             children, cut = _children(node, logprobs, top_p, eps)
             unexplored += cut
             for child in children:
-                final = len(child.tokens) >= max_new_tokens or is_final(child.tokens)
+                final = is_final(child.tokens)
                 new = detector.completed(child.tokens, final) - node.found
                 for label in new:
                     probs[label] += child.prob
                 child.found = node.found | new
-                if not final:
+                if final:
+                    continue
+                if len(child.tokens) >= max_new_tokens:  # cut unfinished: the rest is unknown
+                    unexplored += child.prob
+                else:
                     frontier.append(child)
         if not frontier:
             break
