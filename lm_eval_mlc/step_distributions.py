@@ -74,6 +74,7 @@ def step_records(
     token_indices: Sequence[int],
     label_names: Sequence[str],
     tokens_match: Sequence[bool | None] | None = None,
+    pruned_mass: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
     """JSON-ready description of every step: distribution, none mass, spikiness, suppression.
 
@@ -81,7 +82,9 @@ def step_records(
     path to its first label token (past any lead such as an opening quote), that token's raw
     logit (for logit-evidence rules) and a key naming the token (labels sharing it share the
     key; -1: none). `tokens_match[k]` says whether the tokens the model generated for the
-    step's label are the tokenizer's own split of that text in context (None: virtual step).
+    step's label are the tokenizer's own split of that text in context (None: virtual step);
+    `pruned_mass[k]` bounds how much lower than exact any label's `probs` entry may be (the
+    spellings that label scoring skipped; 0: exact).
     """
     records = []
     generated = [label for label in step_labels if label >= 0]
@@ -108,6 +111,7 @@ def step_records(
                 if label >= 0
                 else False,
                 "generated_tokens_match": None if tokens_match is None else tokens_match[k],
+                "pruned_mass": 0.0 if pruned_mass is None else float(pruned_mass[k]),
             }
         )
     return records

@@ -60,7 +60,8 @@ def test_gemma3_run_matches_brute_force(gemma3_lm, data_dir, shots, limit):
             j = names.index(step["label"])
             t = step["token_index"]
             exact = exact_step_probability(lm, context, gen, t, step["label"], quote, step["label"])
-            assert step["probs"][j] == pytest.approx(exact, rel=1e-3, abs=1e-6)
+            assert step["probs"][j] <= exact * (1 + 1e-3) + 1e-6
+            assert step["probs"][j] >= exact * (1 - 1e-3) - 1e-6 - step["pruned_mass"]
             assert step["probs"][j] >= product_bound(lm, context, gen, t, step["label"]) * (
                 1 - 1e-3
             )

@@ -76,7 +76,11 @@ def test_step_probabilities_equal_uncached_recomputation(smollm2_lm, payloads):
             written = step["label"] if name == step["label"] else None
             t = step["token_index"]
             expected = exact_step_probability(lm, context, gen, t, name, quote, written)
-            assert step["probs"][j] == pytest.approx(expected, rel=1e-3, abs=1e-6), name
+            # Skipped spellings (first token below mlc_prune) can only lower the value, by at
+            # most the step's reported bound.
+            assert step["probs"][j] <= expected * (1 + 1e-3) + 1e-6, name
+            assert step["probs"][j] >= expected * (1 - 1e-3) - 1e-6 - step["pruned_mass"], name
+            assert step["pruned_mass"] <= 4 * 1e-4 * len(NAMES)
             checked += 1
     assert checked >= 8
 

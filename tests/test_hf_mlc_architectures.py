@@ -24,7 +24,8 @@ PROMPT = (
     "joy, anger, sex_harassment, S1, S10. Answer [] when none applies.\n\n"
     "Comment: what a lovely day, but that remark was out of line\nLabels:"
 )
-GEN = {"until": ["\n\n"], "max_gen_toks": 16, "do_sample": False}
+# mlc_prune=0: every spelling scored, so the numbers must equal brute force exactly.
+GEN = {"until": ["\n\n"], "max_gen_toks": 16, "do_sample": False, "mlc_prune": 0}
 WINDOW = 16
 
 

@@ -298,3 +298,25 @@ def test_entropy_and_first_token_renormalisation():
     # Two labels share first token 7: they get the same value; distinct tokens renormalise.
     lp = np.log([0.2, 0.2, 0.1])
     np.testing.assert_allclose(first_token_renormalised(lp, [7, 7, 8]), [2 / 3, 2 / 3, 1 / 3])
+
+
+def test_prune_spellings_drops_unlikely_first_tokens_and_bounds_them():
+    """Hand-worked: vocabulary of 6, first-token probabilities below; threshold 0.05."""
+    from lm_eval_mlc.models.label_scoring import prune_spellings
+
+    p = torch.tensor([0.5, 0.3, 0.1, 0.04, 0.03, 0.03]).log()
+    sequences = [(0,), (3, 1), (3, 2), (4,), (1, 5), (5, 0)]
+    owners = [0, 0, 0, 1, 1, 1]
+    protected = [True, False, False, False, True, False]
+    # label 1's canonical (1, 5) is kept; (4,) and (5, 0) start below 0.05 and are dropped;
+    # label 0's variants (3, 1) and (3, 2) share the dropped first token 3: bounded once.
+    keep, bound = prune_spellings(sequences, owners, protected, p, 0.05, 2)
+    assert keep == [0, 4]
+    np.testing.assert_allclose(bound, [0.04, 0.03 + 0.03])
+    # A dropped token that a protected sequence starts with is kept (no subtree is skipped).
+    keep, bound = prune_spellings(sequences, owners, [True, True, False, False, True, False], p,
+                                  0.05, 2)  # fmt: skip
+    assert keep == [0, 1, 2, 4]
+    np.testing.assert_allclose(bound, [0.0, 0.06])
+    keep, bound = prune_spellings(sequences, owners, protected, p, 0.0, 2)
+    assert keep == list(range(6)) and not bound.any()

@@ -55,6 +55,7 @@ from lm_eval_mlc.models.label_scoring import (
     LabelStep,
     StepScores,
     check_full_cache,
+    prune_spellings,
     score_label_steps_rows,
 )
 from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
@@ -101,6 +102,7 @@ class MlcOptions:
     threshold: float = 0.5
     tree_batch_size: int = 64
     truncation: str = "error"
+    prune: float = 1e-4
 
     @classmethod
     def pop_from(cls, gen_kwargs: dict[str, Any]) -> MlcOptions:
@@ -152,6 +154,7 @@ class _Prepared:
     token_indices: list[int] = field(default_factory=list)
     path_logp: list[float] = field(default_factory=list)
     tokens_match: list[bool | None] = field(default_factory=list)
+    pruned: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -372,6 +375,7 @@ class HFMultiLabelLM(HFLM):
                 prompt_ids=context_enc[row, pad:].tolist(),
                 answer=answer,
                 label_names=list(row_names),
+                prune=options.prune,
             )
         if not prepared:
             return texts, n_truncated
@@ -452,6 +456,7 @@ class HFMultiLabelLM(HFLM):
         prompt_ids: list[int],
         answer: _Answer,
         label_names: list[str],
+        prune: float,
     ) -> _Prepared:
         """Where labels start in one answer, and the sequences that spell them (no forward)."""
         n = answer.n_tokens
@@ -493,15 +498,17 @@ class HFMultiLabelLM(HFLM):
                 tail = internal[span.end : offsets[e + 1]]
                 closed = bool(tail.strip()) and closes_item(span.quote, tail, at_end=False)
                 generated = (tuple(gen_ids[t : e + 1]), closed, covered)
-            step, match = self._step(
+            step, match, pruned = self._step(
                 t=t, pad=pad, ctx_len=ctx_len, raw=raw[t], context=context, lead=lead,
                 label_names=label_names, label=span.label, generated=generated, quote=span.quote,
+                prune=prune,
             )  # fmt: skip
             prep.steps.append(step)
             prep.step_labels.append(span.label)
             prep.token_indices.append(t)
             prep.path_logp.append(float(sum(chosen_lp[:t])))
             prep.tokens_match.append(match)
+            prep.pruned.append(pruned)
         return prep
 
     def _step(
@@ -517,8 +524,10 @@ class HFMultiLabelLM(HFLM):
         label: int,
         generated: tuple[tuple[int, ...], bool, str] | None,
         quote: str,
-    ) -> tuple[LabelStep, bool | None]:
-        """One step's sequences: every label's case variants in context, plus what was written."""
+        prune: float,
+    ) -> tuple[LabelStep, bool | None, float]:
+        """One step's sequences: every label's case variants in context, plus what was written,
+        less the variants `prune_spellings` drops; the largest per-label bound of those."""
         variants = [
             (i, lead + v) for i, name in enumerate(label_names) for v in case_variants(name)
         ]
@@ -539,12 +548,21 @@ class HFMultiLabelLM(HFLM):
             match = ids == split[-1].ids
             sequences[(label, ids)] = sequences.get((label, ids), False) or closed
         keys = list(sequences)
+        protected = {(i, ids) for i, ids in canonical.items()}
+        if generated is not None:
+            protected.add((label, generated[0]))
+        logprobs = _logprobs(raw)
+        kept, bound = prune_spellings(
+            [ids for _, ids in keys], [owner for owner, _ in keys],
+            [key in protected for key in keys], logprobs, prune, len(label_names),
+        )  # fmt: skip
+        keys = [keys[i] for i in kept]
         index = {key: i for i, key in enumerate(keys)}
         token_text = self._vocab_text()
         step = LabelStep(
             boundary=ctx_len + t,
             position=ctx_len + t - pad,
-            prefix_logprobs=_logprobs(raw),
+            prefix_logprobs=logprobs,
             prefix_logits=torch.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0),
             sequences=[ids for _, ids in keys],
             owners=[owner for owner, _ in keys],
@@ -553,7 +571,7 @@ class HFMultiLabelLM(HFLM):
             canonical=[index[(i, canonical[i])] for i in range(len(label_names))],
             terminators=self._terminators(quote),
         )  # fmt: skip
-        return step, match
+        return step, match, float(bound.max(initial=0.0))
 
     def _split_in_context(self, context: str, texts: Sequence[str]) -> list[InContext]:
         """In-context token ids of each text after `context`, cached per (context, text)."""
@@ -591,6 +609,7 @@ class HFMultiLabelLM(HFLM):
                 prep.token_indices,
                 prep.label_names,
                 prep.tokens_match,
+                prep.pruned,
             ),  # fmt: skip
             "strategies": {k: v for k, v in strategies.items() if k in options.strategies},
             "options": options.as_dict(),

@@ -67,6 +67,36 @@ class StepScores:
 LOGIT_BUDGET = 2**26
 
 
+def prune_spellings(
+    sequences: Sequence[Sequence[int]],
+    owners: Sequence[int],
+    protected: Sequence[bool],
+    first_logprobs: torch.Tensor,
+    threshold: float,
+    n_labels: int,
+) -> tuple[list[int], np.ndarray]:
+    """Sequences worth scoring, and per label a bound on the probability of the others.
+
+    A sequence is dropped when its first token has probability below `threshold` at the step
+    (read from the step's own distribution, so no forward is needed) and no protected sequence
+    (a label's canonical spelling, the generated one) starts with that token: the whole trie
+    subtree under that token is skipped. Whatever follows, P(a dropped sequence of label l, then
+    an ending token) <= the sum over its distinct dropped first tokens of P(token), which is
+    returned as `bound[l]`: the reported P(label) is exact minus at most that.
+    """
+    first = [seq[0] for seq in sequences]
+    keep_tokens = {tok for tok, prot in zip(first, protected, strict=True) if prot}
+    p = torch.exp(first_logprobs.double()).cpu().numpy()
+    keep, dropped = [], [set() for _ in range(n_labels)]
+    for i, (tok, owner) in enumerate(zip(first, owners, strict=True)):
+        if tok in keep_tokens or p[tok] >= threshold:
+            keep.append(i)
+        else:
+            dropped[owner].add(tok)
+    bound = np.array([float(sum(p[t] for t in toks)) for toks in dropped])
+    return keep, bound
+
+
 def score_label_steps(
     model: torch.nn.Module, cache: DynamicCache, kv_start: int, steps: Sequence[LabelStep]
 ) -> list[StepScores]:
