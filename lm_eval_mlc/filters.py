@@ -35,6 +35,8 @@ def strategy_view(response: str, strategy: str) -> View | None:
     view["threshold"] = payload["options"]["threshold"]
     if strategy == "marginal":
         view["unexplored"] = payload["marginal_unexplored"]
+    if strategy == "sampled":
+        view["ci"] = payload["sampled_ci"]
     return view
 
 

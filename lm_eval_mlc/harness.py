@@ -81,6 +81,8 @@ def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str,
         )
     if "unexplored" in view:
         out["marginal_unexplored"] = view["unexplored"]
+    if "ci" in view:  # `sampled`: mean width of the labels' 95 % intervals
+        out["sampled_ci_width"] = float(np.mean([hi - lo for lo, hi in view["ci"]]))
     return out
 
 

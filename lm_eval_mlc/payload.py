@@ -14,13 +14,17 @@ Schema (version 1)::
                                                   # entries: a label with no first label token
                 "generated_tokens_match": true,   # the written tokens are the tokenizer's own
                                                   # split in context (null: virtual step)
+                "pruned_mass": 0.0,               # probs may be lower than exact by at most
+                                                  # this (spellings skipped by mlc_prune)
                 "entropy_bits": 0.4, "top1": 0.9, "top1_top2_ratio": 30.0,
                 "runner_up": "anger", "runner_up_later": true}],
      "strategies": {"first_step": [...], "max_over_steps": [...], "conditional": [...],
-                    "joint": [...], "marginal": [...]},   # each P(label) in [0, 1]
-     "marginal_unexplored": 0.02,                  # mass the tree search pruned (if run)
-     "options": {"strategies": [...], "top_p": 0.99, "eps": 0.01, "max_new_tokens": 20,
-                 "threshold": 0.5, "truncation": "error",
+                    "joint": [...], "marginal": [...], "sampled": [...]},  # each in [0, 1]
+     "marginal_unexplored": 0.02,                  # mass pruned or cut by the search (if run)
+     "sampled_ci": [[0.0, 0.11], ...],             # 95 % Wilson interval per label (if run)
+     "options": {"strategies": [...], "top_p": 0.99, "eps": 0.01, "max_new_tokens": 0,
+                 "threshold": 0.5, "truncation": "error", "prune": 1e-4,
+                 "samples": 32, "seed": 1234,
                  "case_variants": ["as_listed", "lower", "capitalized", "title", "upper"]},
      "nonfinite_steps": 0}                         # steps whose logits had NaN/inf
 

@@ -174,6 +174,7 @@ FILTER_ORDER: tuple[str, ...] = (
     "conditional",
     "joint",
     "marginal",
+    "sampled",
 )
 
 

@@ -1,6 +1,7 @@
 """`hf-mlc` on the real SmolLM2: payloads, exactness against uncached recomputation, batching."""
 
 import json
+import math
 
 import pytest
 from brute_force import exact_step_probability, greedy_ids, product_bound  # noqa: E402  (tests/)
@@ -137,7 +138,8 @@ def test_batched_results_equal_unbatched_and_runs_are_identical(smollm2_lm, payl
 def test_marginal_on_request_reports_unexplored_mass(smollm2_lm):
     smollm2_lm.batch_size_per_gpu = 4
     eps = 0.01
-    gen = {**GEN, "mlc_strategies": "all", "mlc_eps": eps, "mlc_max_new_tokens": 12}
+    gen = {**GEN, "mlc_strategies": "all", "mlc_eps": eps, "mlc_max_new_tokens": 12,
+           "mlc_samples": 4}  # fmt: skip
     payloads = [load_payload(r) for r in smollm2_lm.generate_until(_requests(gen))]
     checked = 0
     for payload in payloads:
@@ -152,6 +154,43 @@ def test_marginal_on_request_reports_unexplored_mass(smollm2_lm):
                 checked += 1
                 assert m > 0
     assert checked >= 1
+
+
+def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval, written out (Wilson 1927; Agresti & Coull 1998, eq. 2)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def test_sampled_shares_intervals_and_seeding(smollm2_lm):
+    """`sampled`: shares of 16 seeded samples with Wilson intervals, identical on rerun and in
+    another batching, and consistent with the tree search's bracket at full depth."""
+    n = 16
+    gen = {**GEN, "mlc_strategies": "sampled,marginal", "mlc_samples": n, "mlc_eps": 0.002}
+    requests = _requests(gen)[:3]
+    smollm2_lm.batch_size_per_gpu = 3
+    payloads = [load_payload(r) for r in smollm2_lm.generate_until(requests)]
+    smollm2_lm.batch_size_per_gpu = 1
+    again = [load_payload(r) for r in smollm2_lm.generate_until(requests)]
+    found = 0
+    for payload, other in zip(payloads, again, strict=True):
+        assert payload["strategies"]["sampled"] == other["strategies"]["sampled"]
+        assert payload["options"]["samples"] == n
+        upper = payload["marginal_unexplored"]
+        for share, (lo, hi), m in zip(
+            payload["strategies"]["sampled"], payload["sampled_ci"],
+            payload["strategies"]["marginal"], strict=True,
+        ):  # fmt: skip
+            k = round(share * n)
+            assert share == pytest.approx(k / n)
+            assert (lo, hi) == pytest.approx(_wilson(k, n), abs=1e-9)
+            assert lo <= share <= hi
+            # The estimate's interval meets the bracket [marginal, marginal + unexplored].
+            assert lo <= m + upper + 1e-9 and hi >= m - 1e-9
+            found += k > 0
+    assert found >= 2  # some labels were sampled
 
 
 def test_requests_without_a_label_set_get_plain_text(smollm2_lm):

@@ -195,7 +195,7 @@ def _search(model, prompt, detector, *, top_p, eps, max_new_tokens, batch_size):
             expand,
             detector,
             2,
-            is_final=lambda path: path[-1] == EOS,
+            is_final=lambda path: path[-1] == EOS or len(path) >= 4,  # the process ends at 4
             top_p=top_p,
             eps=eps,
             max_new_tokens=max_new_tokens,

@@ -47,10 +47,11 @@ from lm_eval.models.utils import (
     postprocess_generated_text,
 )
 from lm_eval.models.utils_hf import stop_sequences_criteria
+from scipy.stats import binomtest
 from tqdm import tqdm
 from transformers import DynamicCache
 
-from lm_eval_mlc.core.matching import LabelSpan, closes_item, label_spans
+from lm_eval_mlc.core.matching import LabelSpan, closes_item, label_spans, parse_labels
 from lm_eval_mlc.models.label_scoring import (
     LabelStep,
     StepScores,
@@ -72,7 +73,7 @@ from lm_eval_mlc.step_distributions import STEP_STRATEGIES, step_records, step_s
 
 logger = logging.getLogger(__name__)
 
-ALL_STRATEGIES = ("generated", *STEP_STRATEGIES, "marginal")
+ALL_STRATEGIES = ("generated", *STEP_STRATEGIES, "marginal", "sampled")
 DEFAULT_STRATEGIES = ("generated", *STEP_STRATEGIES)
 TRUNCATION = ("error", "left")
 
@@ -98,11 +99,13 @@ class MlcOptions:
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     top_p: float = 0.99
     eps: float = 0.01
-    max_new_tokens: int = 20
+    max_new_tokens: int = 0  # marginal search depth; 0: the request's max_gen_toks
     threshold: float = 0.5
     tree_batch_size: int = 64
     truncation: str = "error"
     prune: float = 1e-4
+    samples: int = 32  # continuations sampled per doc for `sampled`
+    seed: int = 1234  # of the `sampled` draws, reset for every doc
 
     @classmethod
     def pop_from(cls, gen_kwargs: dict[str, Any]) -> MlcOptions:
@@ -201,7 +204,7 @@ class HFMultiLabelLM(HFLM):
         )
         truncated = 0
         for indices in groups.values():
-            indices.sort(key=lambda i: -lengths[i])
+            indices.sort(key=lambda i: (-lengths[i], requests[i].args[0]))  # as `hf` orders
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 texts, n_truncated = self._generate_batch([requests[i] for i in chunk])
@@ -393,10 +396,16 @@ class HFMultiLabelLM(HFLM):
             if "marginal" in options.strategies and prep.root_logprobs is not None:
                 result = self._marginal(
                     _row_cache(cache, row, len(requests)), prep.pad, ctx_len,
-                    prep.root_logprobs, prep.label_names, until, options,
+                    prep.root_logprobs, prep.label_names, until, max_gen_toks, options,
                 )  # fmt: skip
                 payload["strategies"]["marginal"] = np.clip(result.probs, 0, 1).tolist()
-                payload["marginal_unexplored"] = result.unexplored
+                payload["marginal_unexplored"] = min(result.unexplored, 1.0)
+            if "sampled" in options.strategies:
+                shares, ci = self._sampled(
+                    context_enc[row, prep.pad :], prep.label_names, until, max_gen_toks, options
+                )
+                payload["strategies"]["sampled"] = shares
+                payload["sampled_ci"] = ci
             texts[row] = dump_payload(payload)
         return texts, n_truncated
 
@@ -616,8 +625,17 @@ class HFMultiLabelLM(HFLM):
             "nonfinite_steps": prep.nonfinite,
         }
 
-    def _marginal(self, cache, pad, ctx_len, root_logprobs, label_names, until, options):
-        token_text = self._vocab_text()
+    def _marginal(
+        self, cache, pad, ctx_len, root_logprobs, label_names, until, max_gen_toks, options
+    ):
+        """The tree search from the prompt. A path stops as generation stops (an EOS id, a stop
+        sequence, `max_gen_toks` tokens); one still running at the search depth
+        (`mlc_max_new_tokens`, default `max_gen_toks`) counts as unexplored. EOS ids read as a
+        line break to the detector, so a label right before EOS is complete."""
+        token_text = list(self._vocab_text())
+        for i in self._eos_ids:
+            if i < len(token_text):
+                token_text[i] = "\n"
         variants = [
             sorted(
                 {ic.ids for ctx in ('["', '", "', ", ", " ", "\n") for ic in
@@ -630,7 +648,7 @@ class HFMultiLabelLM(HFLM):
         stops = [s for s in until if s]
 
         def is_final(path: Sequence[int]) -> bool:
-            if path[-1] in stop_ids:
+            if path[-1] in stop_ids or len(path) >= max_gen_toks:
                 return True
             tail = "".join(token_text[t] for t in path[-8:])
             return any(s in tail for s in stops)
@@ -653,8 +671,47 @@ class HFMultiLabelLM(HFLM):
                 is_final=is_final,
                 top_p=options.top_p,
                 eps=options.eps,
-                max_new_tokens=options.max_new_tokens,
+                max_new_tokens=options.max_new_tokens or max_gen_toks,
             )
+
+    def _sampled(
+        self,
+        prompt: torch.Tensor,
+        label_names: Sequence[str],
+        until: Sequence[str],
+        max_gen_toks: int,
+        options: MlcOptions,
+    ) -> tuple[list[float], list[list[float]]]:
+        """P(label appears in the answer), estimated as the share of `mlc_samples` answers
+        sampled from the model's own distribution (temperature 1, no top-k/top-p, the task's
+        stop rules and `max_gen_toks`) in which the answer parser finds it, with 95 % Wilson
+        intervals. Unbiased where the tree search only bounds. The draws are seeded per doc
+        (`mlc_seed`), so reruns and other batchings give the same numbers; the samples are one
+        batch, their prompt prefilled in one forward."""
+        n = options.samples
+        ids = prompt[None].expand(n, -1)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), self._autocast(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(options.seed)
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_length=ids.shape[1] + max_gen_toks,
+                stopping_criteria=stop_sequences_criteria(self.tokenizer, until, ids.shape[1], n),
+                pad_token_id=self.tokenizer.pad_token_id,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                use_cache=True,
+            )
+        counts = np.zeros(len(label_names), dtype=int)
+        index = {name: i for i, name in enumerate(label_names)}
+        for row in out[:, ids.shape[1] :].tolist():
+            for name in parse_labels(self._hf_text(row, until), label_names).labels:
+                counts[index[name]] += 1
+        cis = [binomtest(int(k), n).proportion_ci(0.95, method="wilson") for k in counts]
+        return (counts / n).tolist(), [[ci.low, ci.high] for ci in cis]
 
     def _vocab_text(self) -> list[str]:
         """Text of every token id as it reads mid-sequence (cached)."""
