@@ -62,7 +62,7 @@ def test_plain_lm_eval_cli_runs_goemotions_ml_with_hf_mlc(tmp_path, data_dir, sm
     (samples_file,) = out.glob("*/samples_goemotions_ml_*.jsonl")
     lines = [json.loads(line) for line in samples_file.read_text().splitlines()]
     # The harness logs each doc once per filter (strategy), also where one was not computed.
-    assert {s["filter"] for s in lines} == {"generated", *STEP_STRATEGIES, "marginal"}
+    assert {s["filter"] for s in lines} == {"generated", *STEP_STRATEGIES, "marginal", "sampled"}
     samples = [s for s in lines if s["filter"] == "generated"]
     assert len(samples) == LIMIT
     record = samples[0]["micro_f1"]

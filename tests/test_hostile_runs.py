@@ -153,12 +153,12 @@ def test_nonfinite_logits_are_counted_and_probabilities_stay_finite(tiny_model_d
     n_tokens = len(lm.tok_encode(ANSWER, add_special_tokens=False))
     assert payload["nonfinite_steps"] == n_tokens
     assert set(payload["strategies"]) == {"first_step", "max_over_steps", "conditional", "joint",
-                                          "marginal"}  # fmt: skip
+                                          "marginal", "sampled"}  # fmt: skip
     _check_finite_payload(payload)
     assert math.isfinite(payload["marginal_unexplored"])
     doc = {"labels": ["joy"], "label_names": NAMES, "annotator_probs": []}
     for strategy in ("generated", "first_step", "max_over_steps", "conditional", "joint",
-                     "marginal"):  # fmt: skip
+                     "marginal", "sampled"):  # fmt: skip
         record = harness.process_results(doc, [strategy_view(response, strategy)])
         assert all(math.isfinite(p) and 0 <= p <= 1 for p in record["micro_f1"]["probs"])
     generated = harness.process_results(doc, [strategy_view(response, "generated")])

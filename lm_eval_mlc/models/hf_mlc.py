@@ -703,6 +703,7 @@ class HFMultiLabelLM(HFLM):
                 temperature=1.0,
                 top_k=0,
                 top_p=1.0,
+                remove_invalid_values=True,  # a broken checkpoint's NaN logits: no crash
                 use_cache=True,
             )
         counts = np.zeros(len(label_names), dtype=int)
