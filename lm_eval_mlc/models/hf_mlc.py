@@ -182,6 +182,7 @@ class HFMultiLabelLM(HFLM):
             self.tokenizer, getattr(self.model, "generation_config", None)
         )
         self._token_text: list[str] | None = None
+        self._detector_text: list[str] | None = None
         self._terminator_masks: dict[str, torch.Tensor] = {}
         self._in_context: dict[tuple[str, str], InContext] = {}
         self._auto_batch_size: int | None = None
@@ -632,10 +633,7 @@ class HFMultiLabelLM(HFLM):
         sequence, `max_gen_toks` tokens); one still running at the search depth
         (`mlc_max_new_tokens`, default `max_gen_toks`) counts as unexplored. EOS ids read as a
         line break to the detector, so a label right before EOS is complete."""
-        token_text = list(self._vocab_text())
-        for i in self._eos_ids:
-            if i < len(token_text):
-                token_text[i] = "\n"
+        token_text = self._marginal_text()
         variants = [
             sorted(
                 {ic.ids for ctx in ('["', '", "', ", ", " ", "\n") for ic in
@@ -713,6 +711,17 @@ class HFMultiLabelLM(HFLM):
                 counts[index[name]] += 1
         cis = [binomtest(int(k), n).proportion_ci(0.95, method="wilson") for k in counts]
         return (counts / n).tolist(), [[ci.low, ci.high] for ci in cis]
+
+    def _marginal_text(self) -> list[str]:
+        """`_vocab_text` with every EOS id read as a line break, for the marginal's detector
+        (cached: the search of every doc reads it)."""
+        if self._detector_text is None:
+            text = list(self._vocab_text())
+            for i in self._eos_ids:
+                if i < len(text):
+                    text[i] = "\n"
+            self._detector_text = text
+        return self._detector_text
 
     def _vocab_text(self) -> list[str]:
         """Text of every token id as it reads mid-sequence (cached)."""

@@ -86,7 +86,8 @@ def prune_spellings(
     """
     first = [seq[0] for seq in sequences]
     keep_tokens = {tok for tok, prot in zip(first, protected, strict=True) if prot}
-    p = torch.exp(first_logprobs.double()).cpu().numpy()
+    picked = first_logprobs[torch.as_tensor(first, dtype=torch.long)].double().exp().tolist()
+    p = dict(zip(first, picked, strict=True))
     keep, dropped = [], [set() for _ in range(n_labels)]
     for i, (tok, owner) in enumerate(zip(first, owners, strict=True)):
         if tok in keep_tokens or p[tok] >= threshold:
