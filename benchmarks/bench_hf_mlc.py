@@ -20,7 +20,13 @@ Prints, for the same model and the same real `goemotions_ml` requests (few-shot,
 (f) label-count scaling of label scoring (`--label_counts`, default 28, 1,000, 5,000 labels):
     short prompts that do not list the labels, scripted answers naming 2 labels, a randomly
     initialised small Llama on SmolLM2's vocabulary; per doc: wall time of `generate_until`,
-    time in label scoring, trie nodes scored, peak RSS added.
+    time in label scoring, trie nodes scored, peak RSS added;
+(g) the study's marginal settings (top_p 0.9, eps 0.01, depth 20) on `--study_docs` (8)
+    `content_safety_lg3_ml` prompts, one doc at a time: plain greedy `hf`, `hf-mlc` with
+    `generated,marginal` and with `generated,sampled` (32 samples), and the public code's search
+    (one uncached forward of prompt + path per tree node, plugged into the same `tree_marginal`);
+    prints marginal / greedy (target <= 1.2), public / ours (target >= 15), sampled / greedy
+    (target <= 3 on CPU) and the prompt prefills per doc of each `hf-mlc` run (1.0: one).
 
     python benchmarks/bench_hf_mlc.py                    # SmolLM2-135M on CPU, all parts
     python benchmarks/bench_hf_mlc.py --parts ef --threads 1   # ratio and scaling
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import inspect
 import json
 import os
@@ -91,6 +98,10 @@ TARGET_OVERHEAD = 0.15
 TARGET_RUN_RATIO = 1.10
 TARGET_SPEEDUP = 10.0
 TARGET_DELTA = 1e-4
+TARGET_MARGINAL_RATIO = 1.2
+TARGET_PUBLIC_SPEEDUP = 15.0
+TARGET_SAMPLED_RATIO = 3.0
+STUDY_TASK = "content_safety_lg3_ml"
 
 
 # ---------------------------------------------------------------------------------- set-up
@@ -117,12 +128,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eps", type=float, default=0.01)
     p.add_argument("--max_new_tokens", type=int, default=20, help="marginal search depth")
     p.add_argument(
-        "--parts", default="abcef", help="which of (a) (b) (c) (e) (f) to run, e.g. 'ef'"
+        "--parts", default="abcefg", help="which of (a) (b) (c) (e) (f) (g) to run, e.g. 'ef'"
     )
+    p.add_argument("--study_docs", type=int, default=8, help=f"{STUDY_TASK} docs of (g) (8)")
+    p.add_argument("--samples", type=int, default=32, help="mlc_samples of (g) (32)")
     p.add_argument("--run_limit", type=int, default=40, help="docs of (e)'s whole run (40)")
     p.add_argument("--run_batch_size", type=int, default=8, help="batch size of (e) (8)")
     p.add_argument(
         "--run_fewshot", type=int, default=None, help="shots of (e) (default: the task's, 0)"
+    )
+    p.add_argument(
+        "--run_gen_kwargs",
+        default=None,
+        help="(e): extra generation kwargs of the hf-mlc runs only, e.g. "
+        "mlc_strategies=generated,marginal (hf would reject mlc_* kwargs)",
     )
     p.add_argument(
         "--run_chat_template",
@@ -488,6 +507,7 @@ def run_marginal(mlc, request: Instance, options, naive: bool) -> tuple[float, A
     eos = mlc.tok_decode(mlc.eot_token_id, skip_special_tokens=False)
     until = handle_stop_sequences(gen_kwargs.get("until"), eos=eos)
     names = list(request.doc["label_names"])
+    max_gen_toks = int(gen_kwargs.get("max_gen_toks", mlc.max_gen_toks))
     ids = mlc.tok_encode(context)
     with torch.no_grad():
         cache = DynamicCache()
@@ -503,10 +523,14 @@ def run_marginal(mlc, request: Instance, options, naive: bool) -> tuple[float, A
         )
         root = torch.log_softmax(logits[0, -1].float(), dim=-1).cpu()
         if not naive:
-            return prefill_s, mlc._marginal(cache, 0, len(ids), root, names, until, options)
+            return prefill_s, mlc._marginal(
+                cache, 0, len(ids), root, names, until, max_gen_toks, options
+            )
         expand = naive_expander(mlc.model, ids)
         with mock.patch.object(hf_mlc, "cached_expander", lambda *a, **k: expand):
-            result = mlc._marginal(DynamicCache(), 0, len(ids), root, names, until, options)
+            result = mlc._marginal(
+                DynamicCache(), 0, len(ids), root, names, until, max_gen_toks, options
+            )
         return prefill_s, result
 
 
@@ -595,6 +619,7 @@ def whole_run(kind: str, mlc, manager, args, limit: int) -> dict[str, Any]:
                 cache_requests=False,
                 log_samples=False,  # the CLI's default
                 verbosity="ERROR",
+                gen_kwargs=args.run_gen_kwargs if kind == "hf-mlc" else None,
             )
     _sync(mlc.device)
     seconds = time.perf_counter() - start
@@ -794,6 +819,124 @@ def bench_scaling(mlc, manager, requests, args) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------- (g)
+def with_gen_kwargs(request: Instance, **extra: Any) -> Instance:
+    """A copy of `request` whose generation kwargs also hold `extra` (`mlc_*` options)."""
+    context, gen_kwargs = request.args
+    return dataclasses.replace(request, arguments=(context, {**gen_kwargs, **extra}))
+
+
+def bench_study(mlc, hf, manager, args, memory, mem) -> dict[str, Any]:
+    """Per doc (batch 1): greedy `hf`, `hf-mlc` generated+marginal, `hf-mlc` generated+sampled,
+    and the public search vs ours; each timed alone, prompt prefills counted in `hf-mlc` runs."""
+    requests = build_requests(mlc, manager, STUDY_TASK, args.study_docs, 0)
+    study = {"mlc_top_p": 0.9, "mlc_eps": 0.01, "mlc_max_new_tokens": 20}
+    variants = {
+        "marginal": {**study, "mlc_strategies": "generated,marginal"},
+        "sampled": {"mlc_strategies": "generated,sampled", "mlc_samples": args.samples},
+    }
+    options = hf_mlc.MlcOptions(strategies=("generated", "marginal"), **{
+        k.removeprefix("mlc_"): v for k, v in study.items()})  # fmt: skip
+    saved = (hf.batch_size_per_gpu, mlc.batch_size_per_gpu)
+    hf.batch_size_per_gpu = mlc.batch_size_per_gpu = 1
+    try:
+        warm = requests[:1]  # kernels, token-text tables
+        hf.generate_until(warm, disable_tqdm=True)
+        for extra in variants.values():
+            mlc.generate_until([with_gen_kwargs(warm[0], **extra)], disable_tqdm=True)
+        rows = []
+        for request in tqdm(requests, desc="(g) study settings", leave=False):
+            row: dict[str, Any] = {}
+            with memory.phase(mem, "(g) hf greedy"):
+                row["greedy"], _ = timed(lambda r=request: hf.generate_until([r], True), mlc.device)
+            for name, extra in variants.items():
+                counter = ForwardCounter(mlc.model)
+                with memory.phase(mem, f"(g) hf-mlc {name}"), counter.counting():
+                    row[name], out = timed(
+                        lambda r=with_gen_kwargs(request, **extra): mlc.generate_until([r], True),  # noqa: B008
+                        mlc.device,
+                    )
+                row[name + " prefills"] = counter.rows["prefill"]
+                row[name + " payload"] = load_payload(out[0])
+            with memory.phase(mem, "(g) public search"):
+                row["public"], (_, row["public result"]) = timed(
+                    lambda r=request: run_marginal(mlc, r, options, naive=True), mlc.device
+                )
+            row["ours"], (_, row["ours result"]) = timed(
+                lambda r=request: run_marginal(mlc, r, options, naive=False), mlc.device
+            )
+            rows.append(row)
+    finally:
+        hf.batch_size_per_gpu, mlc.batch_size_per_gpu = saved
+    return {"rows": rows, "samples": args.samples}
+
+
+def report_study(g: dict[str, Any]) -> dict[str, float]:
+    print(
+        f"\n(g) study settings on {len(g['rows'])} {STUDY_TASK} prompts, batch 1, seconds: "
+        "greedy hf; hf-mlc generated+marginal (top_p 0.9, eps 0.01, depth 20); hf-mlc "
+        f"generated+sampled ({g['samples']} samples); public search (an uncached forward of "
+        "prompt + path per node) vs ours (prompt forward + cached search), same tree_marginal"
+    )
+    rows, total = [], Counter()
+    for i, r in enumerate(g["rows"]):
+        for k in ("greedy", "marginal", "sampled", "public", "ours"):
+            total[k] += r[k]
+        delta = float(np.max(np.abs(r["public result"].probs - r["ours result"].probs)))
+        rows.append(
+            [
+                i,
+                f"{r['greedy']:.2f}",
+                f"{r['marginal']:.2f}",
+                f"{r['marginal'] / r['greedy']:.2f}",
+                f"{r['sampled']:.2f}",
+                f"{r['sampled'] / r['greedy']:.2f}",
+                f"{r['public']:.2f}",
+                f"{r['ours']:.2f}",
+                f"{r['public'] / r['ours']:.1f}x",
+                r["ours result"].n_expanded,
+                f"{delta:.1e}",
+                f"{(r['marginal payload'] or {}).get('marginal_unexplored', float('nan')):.3f}",
+                f"{r['marginal prefills']} / {r['sampled prefills']}",
+            ]
+        )
+    print(
+        _table(
+            [
+                "doc",
+                "greedy",
+                "marginal",
+                "ratio",
+                "sampled",
+                "ratio",
+                "public",
+                "ours",
+                "speed-up",
+                "nodes",
+                "max|dP|",
+                "unexplored",
+                "prefills m/s",
+            ],
+            rows,
+        )
+    )
+    n = len(g["rows"])
+    out = {
+        "marginal": total["marginal"] / total["greedy"],
+        "sampled": total["sampled"] / total["greedy"],
+        "public": total["public"] / total["ours"],
+        "prefills marginal": sum(r["marginal prefills"] for r in g["rows"]) / n,
+        "prefills sampled": sum(r["sampled prefills"] for r in g["rows"]) / n,
+    }
+    print(
+        f"summed over docs: marginal / greedy {out['marginal']:.2f}, sampled / greedy "
+        f"{out['sampled']:.2f}, public / ours {out['public']:.1f}x; prompt prefills per doc: "
+        f"{out['prefills marginal']:.2f} in the marginal run, {out['prefills sampled']:.2f} in "
+        "the sampled run (generation's, then one batch-1 prefill shared by the samples)"
+    )
+    return out
+
+
 # ---------------------------------------------------------------------------------- report
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
@@ -979,7 +1122,8 @@ def report_whole_run(e: dict[str, Any], args: argparse.Namespace) -> tuple[float
     print(
         f"\n(e) whole lm_eval run: simple_evaluate({args.task}, limit={args.run_limit}, "
         f"batch_size={args.run_batch_size}, {shots}-shot, chat template "
-        f"{'on' if args.run_chat_template else 'off'}, default strategies, no request cache), "
+        f"{'on' if args.run_chat_template else 'off'}, "
+        f"{args.run_gen_kwargs or 'default strategies'}, no request cache), "
         "fresh hf / hf-mlc wrappers of one model object, pairs in ABBA order"
     )
     shown = ["wall", "model.generate", "label scoring", "step prep (_label_steps)"]
@@ -1247,6 +1391,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         report_scaling(bench_scaling(mlc, manager, requests, args))
         seconds["f"] = time.perf_counter() - t0
+    if "g" in args.parts:
+        t0 = time.perf_counter()
+        g = report_study(bench_study(mlc, hf, manager, args, memory, mem))
+        summary += [
+            ("(g) marginal / greedy", f"{g['marginal']:.2f}", "<= 1.2",
+             g["marginal"] <= TARGET_MARGINAL_RATIO),
+            ("(g) public search / ours", f"{g['public']:.1f}x", ">= 15x",
+             g["public"] >= TARGET_PUBLIC_SPEEDUP),
+            ("(g) sampled / greedy", f"{g['sampled']:.2f}", "<= 3 (CPU)",
+             g["sampled"] <= TARGET_SAMPLED_RATIO),
+            ("(g) prompt prefills/doc, marginal run", f"{g['prefills marginal']:.2f}", "1",
+             g["prefills marginal"] == 1.0),
+        ]  # fmt: skip
+        seconds["g"] = time.perf_counter() - t0
     report_memory(mem, memory)
     print("\nsummary (all measured in this run)")
     print(

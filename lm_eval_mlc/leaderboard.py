@@ -2,7 +2,10 @@
 
 Point values come from each results JSON; 95% intervals from resampling the docs in the samples
 file written beside it (`lm_eval_mlc.bootstrap`). Runs whose task versions, `--limit`, shot
-count or doc count differ are flagged, in each row of that task and in `warnings`.
+count or doc count differ are flagged, in each row of that task and in `warnings`. The any-place
+estimates carry their own uncertainty in an `estimate` column: `marginal` is a lower bound
+short by at most its mean `marginal_unexplored`, `sampled` a sample share with its mean 95 %
+Wilson interval width (`sampled_ci_width`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from lm_eval_mlc.runs import RunResults, filter_sort_key, load_run, metric_sort_
 
 Format = Literal["md", "csv", "html"]
 FORMATS: tuple[str, ...] = ("md", "csv", "html")
+# Filter -> the metric saying how far its numbers can be from the truth (shown beside them).
+ESTIMATE_QUALITY = {"marginal": "marginal_unexplored", "sampled": "sampled_ci_width"}
+# A marginal whose unexplored mass is at least this is flagged: it bounds little.
+UNEXPLORED_FLAG = 0.5
 
 
 @dataclass
@@ -35,6 +42,7 @@ class Row:
     values: dict[str, float]
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    quality: float = math.nan  # the filter's ESTIMATE_QUALITY metric, NaN where none
 
 
 @dataclass
@@ -102,6 +110,12 @@ def build_leaderboard(
                     n_docs=len(samples.get(filter_name, [])) or result.n_samples(task),
                     values={m: values.get((m, filter_name), math.nan) for m in metrics},
                 )
+                quality = ESTIMATE_QUALITY.get(filter_name)
+                row.quality = values.get((quality, filter_name), math.nan)
+                if filter_name == "marginal" and row.quality >= UNEXPLORED_FLAG:
+                    row.flags.append(
+                        f"marginal is a lower bound: {row.quality:.0%} of the mass unexplored"
+                    )
                 rows.append(row)
                 config = (result.data.get("configs") or {}).get(task)
                 for metric in metrics:
@@ -188,14 +202,27 @@ def _cell(row: Row, metric: str) -> str:
     return f"{value} [{_fmt(low)}, {_fmt(high)}]"
 
 
+def _estimate(row: Row) -> str:
+    """The any-place estimate's own uncertainty, in words ("" for other filters)."""
+    if math.isnan(row.quality):
+        return ""
+    if row.filter == "marginal":
+        return f"lower bound, unexplored {_fmt(row.quality)}"
+    return f"sampled, 95% CI width {_fmt(row.quality)}"
+
+
+def _has_estimates(board: Leaderboard) -> bool:
+    return any(not math.isnan(row.quality) for row in board.rows)
+
+
 def _header(board: Leaderboard) -> list[str]:
-    return ["model", "task", "filter", "n", *board.metrics, "flags"]
+    return ["model", "task", "filter", "n", *board.metrics, "estimate", "flags"]
 
 
 def _cells(board: Leaderboard, row: Row) -> list[str]:
     n = "" if row.n_docs is None else str(row.n_docs)
     metrics = [_cell(row, m) for m in board.metrics]
-    return [row.model, row.task, row.filter, n, *metrics, "; ".join(row.flags)]
+    return [row.model, row.task, row.filter, n, *metrics, _estimate(row), "; ".join(row.flags)]
 
 
 def to_markdown(board: Leaderboard) -> str:
@@ -209,24 +236,41 @@ def to_markdown(board: Leaderboard) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Values with {board.level:.0%} bootstrap intervals over docs in brackets.")
+    if _has_estimates(board):
+        lines.append(ESTIMATE_NOTE)
     if board.warnings:
         lines += ["", "**Warnings**", ""] + [f"- {w}" for w in board.warnings]
     return "\n".join(lines) + "\n"
 
 
+ESTIMATE_NOTE = (
+    "estimate: `marginal` is a lower bound on P(label anywhere in the answer); the truth lies "
+    "at most `unexplored` (the mean mass the tree search left unexplored) above each label's "
+    "probability. `sampled` is the share of sampled answers naming the label, unbiased, with "
+    "the mean width of its per-doc 95% Wilson intervals."
+)
+
+
 def to_csv(board: Leaderboard) -> str:
-    """One column per metric plus `<metric>_ci_low` / `<metric>_ci_high`, full precision."""
+    """One column per metric plus `<metric>_ci_low` / `<metric>_ci_high`, full precision, and
+    the any-place estimates' `marginal_unexplored` / `sampled_ci_width` (empty elsewhere)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     metric_cols = [c for m in board.metrics for c in (m, f"{m}_ci_low", f"{m}_ci_high")]
-    writer.writerow(["model", "task", "filter", "n", *metric_cols, "flags"])
+    quality_cols = list(ESTIMATE_QUALITY.values())
+    writer.writerow(["model", "task", "filter", "n", *metric_cols, *quality_cols, "flags"])
     for row in board.rows:
         values = []
         for metric in board.metrics:
             low, high = row.ci.get(metric, (math.nan, math.nan))
             values += [_csv_num(row.values[metric]), _csv_num(low), _csv_num(high)]
         n = "" if row.n_docs is None else row.n_docs
-        writer.writerow([row.model, row.task, row.filter, n, *values, "; ".join(row.flags)])
+        quality = [
+            _csv_num(row.quality if ESTIMATE_QUALITY.get(row.filter) == col else math.nan)
+            for col in quality_cols
+        ]
+        flags = "; ".join(row.flags)
+        writer.writerow([row.model, row.task, row.filter, n, *values, *quality, flags])
     return buffer.getvalue()
 
 
@@ -259,9 +303,11 @@ def to_html(board: Leaderboard) -> str:
             low, high = row.ci.get(metric, (math.nan, math.nan))
             ci = "" if math.isnan(low) else f' <span class="ci">[{_fmt(low)}, {_fmt(high)}]</span>'
             cells.append(f'<td class="num">{_fmt(row.values[metric])}{ci}</td>')
+        cells.append(f"<td>{esc(_estimate(row))}</td>")
         cells.append(f"<td>{esc('; '.join(row.flags))}</td>")
         css = ' class="flagged"' if row.flags else ""
         body.append(f"<tr{css}>" + "".join(cells) + "</tr>")
+    note = f"<p>{esc(ESTIMATE_NOTE)}</p>" if _has_estimates(board) else ""
     warnings = ""
     if board.warnings:
         items = "".join(f"<li>{esc(w)}</li>" for w in board.warnings)
@@ -271,7 +317,7 @@ def to_html(board: Leaderboard) -> str:
         f"<title>lm-eval-mlc leaderboard</title><style>{_CSS}</style></head><body>"
         "<h1>lm-eval-mlc leaderboard</h1>"
         f"<p>Values with {board.level:.0%} bootstrap intervals over docs in brackets.</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f"{note}<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         f"{warnings}</body></html>\n"
     )
 

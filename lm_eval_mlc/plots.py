@@ -1,4 +1,5 @@
-"""Figures from a run's output folder: calibration, per-step label distributions, per-label F1.
+"""Figures from a run's output folder: calibration, per-step label distributions, per-label F1,
+and the any-place estimates with their bracket and intervals.
 
 Every figure of a task uses one colour per label, keyed by the label's name (`label_colors`), so
 `joy` has the same colour everywhere. Figures are built on `matplotlib.figure.Figure` (the Agg
@@ -52,6 +53,7 @@ class _TaskData:
     records: dict[str, list[dict[str, Any]]]  # filter -> per-doc records, doc order
     docs: list[dict[str, Any]]
     steps: list[list[dict[str, Any]]]  # per doc, [] for plain-text responses
+    payloads: list[dict[str, Any] | None]  # per doc, None for plain-text responses
 
 
 def label_colors(labels: Sequence[str]) -> dict[str, Any]:
@@ -112,6 +114,7 @@ def plot_run(
                     "step_uncertainty": _step_uncertainty(data),
                     "per_label_f1": _per_label_f1(data, colors),
                     "annotator_scatter": _annotator_scatter(data, colors),
+                    "any_place": _any_place(data, colors),
                 }
                 for kind, fig in figures.items():
                     if isinstance(fig, str):
@@ -145,7 +148,7 @@ def _task_data(result: RunResults, task: str) -> _TaskData:
         raise ValueError(f"{path}: no per-doc records (is this an lm-eval-mlc task?).")
     first = samples.get("generated") or next(iter(samples.values()))
     docs = [s["doc"] for s in first]
-    steps = []
+    steps, payloads = [], []
     for sample in first:
         response = sample["resps"][0][0] if sample.get("resps") else ""
         try:
@@ -153,7 +156,9 @@ def _task_data(result: RunResults, task: str) -> _TaskData:
         except ValueError as err:
             raise ValueError(f"{path}: doc {sample['doc_id']}: {err}") from None
         steps.append(payload["steps"] if payload else [])
-    return _TaskData(task, result.model, list(docs[0]["label_names"]), records, docs, steps)
+        payloads.append(payload)
+    labels = list(docs[0]["label_names"])
+    return _TaskData(task, result.model, labels, records, docs, steps, payloads)
 
 
 def _stack(rows: list[dict[str, Any]], key: str) -> np.ndarray:
@@ -373,4 +378,55 @@ def _annotator_scatter(data: _TaskData, colors: dict[str, Any]):
         _subtitle(data, "Predicted vs annotator probability")
         + f"\none point per (doc, label), {len(keep)} docs with raters{note}"
     )
+    return fig
+
+
+def _any_place(data: _TaskData, colors: dict[str, Any]):
+    """Mean P(label anywhere in the answer) per label: the tree search's bracket
+    [marginal, marginal + unexplored] and the sampled share with its Wilson intervals."""
+    payloads = [p for p in data.payloads if p]
+    marginal = [p for p in payloads if "marginal" in p["strategies"]]
+    sampled = [p for p in payloads if "sampled" in p["strategies"]]
+    if not marginal and not sampled:
+        return "the run has no marginal or sampled strategy (mlc_strategies=...,marginal,sampled)"
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    n = len(data.labels)
+    y = np.arange(n)
+    fig = Figure(figsize=(6.4, 0.32 * n + 1.8), layout="constrained")
+    ax = fig.subplots()
+    handles, notes = [], []
+    if marginal:
+        low = np.array([p["strategies"]["marginal"] for p in marginal], dtype=float)
+        unexplored = np.array([p.get("marginal_unexplored", 0.0) for p in marginal], dtype=float)
+        high = np.minimum(low + unexplored[:, None], 1.0)
+        lo, hi = low.mean(axis=0), high.mean(axis=0)
+        label_colors = [colors[label] for label in data.labels]
+        ax.barh(y, lo, height=0.6, color=label_colors)
+        ax.barh(y, hi - lo, left=lo, height=0.6, color=label_colors, alpha=0.25, hatch="///",
+                edgecolor="white", linewidth=0.3)  # fmt: skip
+        handles += [
+            Patch(color=INK, label="marginal: lower bound"),
+            Patch(facecolor=INK, alpha=0.25, hatch="///", label="+ unexplored (upper bound)"),
+        ]
+        notes.append(f"marginal: {len(marginal)} docs, mean unexplored {unexplored.mean():.3f}")
+    if sampled:
+        share = np.array([p["strategies"]["sampled"] for p in sampled], dtype=float)
+        ci = np.array([p["sampled_ci"] for p in sampled], dtype=float)  # doc x label x (lo, hi)
+        mean, ci_lo, ci_hi = share.mean(axis=0), ci[..., 0].mean(axis=0), ci[..., 1].mean(axis=0)
+        bars = ax.errorbar(mean, y, xerr=[mean - ci_lo, ci_hi - mean], fmt="o", color=INK,
+                           ms=4, capsize=2.5, lw=0.9,
+                           label="sampled share, mean 95% Wilson interval")  # fmt: skip
+        handles.append(bars)
+        samples = sampled[0]["options"].get("samples", "?")
+        width = float((ci[..., 1] - ci[..., 0]).mean())
+        notes.append(f"sampled: {len(sampled)} docs x {samples} samples, mean CI width {width:.3f}")
+    ax.set_yticks(y, data.labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("P(label appears anywhere in the answer), mean over docs")
+    ax.grid(axis="y", visible=False)
+    ax.legend(handles=handles, loc="lower right", fontsize=7)
+    fig.suptitle(_subtitle(data, "Any-place estimates") + "\n" + "; ".join(notes))
     return fig

@@ -230,6 +230,42 @@ def test_tree_marginal_is_the_same_for_every_frontier_batch_size(marginal_setup)
         np.testing.assert_allclose(run.probs, runs[0].probs, atol=1e-6)
 
 
+def test_tree_marginal_reuses_the_greedy_generation(marginal_setup):
+    """Nodes on the generated path take their KV and logits from the generation (as hf-mlc
+    passes them): same numbers as brute force, and none of those nodes is fed again."""
+    from transformers import DynamicCache
+
+    model, detector, prompt, brute = marginal_setup
+    cache, fed = DynamicCache(), []
+    with torch.no_grad():
+        logits = [model(torch.tensor([prompt]), past_key_values=cache).logits[0, -1]]
+        for _ in range(2):  # two tokens decoded and fed, as generate() leaves its cache
+            fed.append(int(logits[-1][1:].argmax()) + 1)  # the likeliest token but EOS
+            logits.append(model(torch.tensor([[fed[-1]]]), past_key_values=cache).logits[0, -1])
+    known = {tuple(fed[:k]): (len(prompt) + k - 1, logits[k]) for k in (1, 2)}
+    allowed = torch.zeros(len(prompt) + 2, dtype=torch.bool)
+    allowed[: len(prompt)] = True
+    tokens_fed = []
+    hook = model.register_forward_pre_hook(
+        lambda m, a, k: tokens_fed.append(int(k["input_ids"].numel())), with_kwargs=True
+    )
+    try:
+        with torch.no_grad():
+            positions = torch.arange(len(prompt) + 2)
+            expand = cached_expander(model, cache, allowed, len(prompt), 5,
+                                     prompt_positions=positions, known=known)  # fmt: skip
+            result = tree_marginal(
+                torch.log_softmax(logits[0], -1), expand, detector, 2,
+                is_final=lambda path: path[-1] == EOS or len(path) >= 4,
+                top_p=1.0, eps=0.0, max_new_tokens=4,
+            )  # fmt: skip
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(result.probs, brute, atol=1e-6)
+    assert result.unexplored == pytest.approx(0.0, abs=1e-6)
+    assert sum(tokens_fed) == result.n_expanded - len(known)
+
+
 def test_pruned_marginal_brackets_the_true_value(marginal_setup):
     model, detector, prompt, brute = marginal_setup
     result = _search(model, prompt, detector, top_p=0.9, eps=0.02, max_new_tokens=4, batch_size=8)

@@ -23,7 +23,8 @@ TASK = "goemotions_ml"
 
 @pytest.fixture(scope="session")
 def run_dir(smollm2_lm, tmp_path_factory) -> Path:
-    """`--output_path` of a 3-doc hf-mlc run, saved by lm-eval's own EvaluationTracker."""
+    """`--output_path` of a 3-doc hf-mlc run, saved by lm-eval's own EvaluationTracker: every
+    strategy, the marginal's search cut at 4 tokens (so most of its mass stays unexplored)."""
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
@@ -35,6 +36,7 @@ def run_dir(smollm2_lm, tmp_path_factory) -> Path:
     results = simple_evaluate(
         model=smollm2_lm, tasks=[TASK], limit=3, num_fewshot=2, log_samples=True,
         evaluation_tracker=tracker,
+        gen_kwargs="mlc_strategies=all,mlc_samples=4,mlc_max_new_tokens=4",
         task_manager=task_manager(metadata={"data_dir": str(FIXTURE)}),
     )  # fmt: skip
     samples = results.pop("samples")
@@ -153,7 +155,7 @@ def test_compare_flags_version_and_limit_mismatch(run_dir, tmp_path, capsys):
     board = build_leaderboard([run_dir, other], metrics=["micro_f1"], n_draws=50, progress=False)
     assert any("version differs" in w and "99.0" in w for w in board.warnings)
     assert any("--limit differs" in w for w in board.warnings)
-    assert all("version" in row.flags[0] and "--limit" in row.flags[0] for row in board.rows)
+    assert all(any("version" in f and "--limit" in f for f in row.flags) for row in board.rows)
     assert len({row.model for row in board.rows}) == 2  # same model, told apart by run folder
     assert "**Warnings**" in to_markdown(board) and 'class="warnings"' in to_html(board)
 
@@ -171,7 +173,7 @@ def test_compare_flags_version_and_limit_mismatch(run_dir, tmp_path, capsys):
 def test_compare_formats_and_errors(run_dir, tmp_path, capsys):
     board = build_leaderboard([run_dir], metrics=["micro_f1", "ece"], n_draws=50, progress=False)
     md = to_markdown(board)
-    assert md.splitlines()[0] == "| model | task | filter | n | micro_f1 | ece | flags |"
+    assert md.splitlines()[0] == "| model | task | filter | n | micro_f1 | ece | estimate | flags |"
     assert len(md.splitlines()) >= 2 + len(board.rows)
     page = to_html(board)
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page and "src=" not in page
@@ -181,6 +183,31 @@ def test_compare_formats_and_errors(run_dir, tmp_path, capsys):
             main(["compare", str(run_dir), *bad])
         assert exit_info.value.code == 2
     assert "no_such_metric" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_shows_the_any_place_estimates_uncertainty(run_dir):
+    """`marginal` rows say they are a lower bound and by how much (flagged when most mass is
+    unexplored); `sampled` rows carry their interval width; the values are the run's own."""
+    board = build_leaderboard([run_dir], metrics=["micro_f1"], n_draws=20, progress=False)
+    (run,) = load_run(run_dir)
+    reported = run.metrics(TASK)
+    by_filter = {row.filter: row for row in board.rows}
+    unexplored = reported[("marginal_unexplored", "marginal")]
+    width = reported[("sampled_ci_width", "sampled")]
+    assert 0 < width < 1 and 0 <= unexplored <= 1
+    md = to_markdown(board)
+    assert f"lower bound, unexplored {unexplored:.3f}" in md
+    assert f"sampled, 95% CI width {width:.3f}" in md
+    assert "estimate: `marginal` is a lower bound" in md
+    flagged = any("lower bound" in f for f in by_filter["marginal"].flags)
+    assert flagged == (unexplored >= 0.5)
+    assert not by_filter["generated"].flags
+    rows = {r["filter"]: r for r in csv.DictReader(io.StringIO(to_csv(board)))}
+    assert float(rows["marginal"]["marginal_unexplored"]) == pytest.approx(unexplored)
+    assert float(rows["sampled"]["sampled_ci_width"]) == pytest.approx(width)
+    assert rows["sampled"]["marginal_unexplored"] == rows["generated"]["sampled_ci_width"] == ""
+    assert "lower bound, unexplored" in to_html(board)
 
 
 # --- gate -------------------------------------------------------------------------------------
@@ -272,7 +299,8 @@ def test_plot_writes_every_figure(run_dir, tmp_path):
     assert exit_info.value.code == 0
     (run,) = load_run(run_dir)
     samples = read_samples(run.samples_path(TASK))["generated"]
-    kinds = ["reliability", "per_label_f1", "annotator_scatter"]  # the fixture has raters
+    # The fixture has raters and every strategy.
+    kinds = ["reliability", "per_label_f1", "annotator_scatter", "any_place"]
     if any(json.loads(s["resps"][0][0])["steps"] for s in samples):
         kinds += ["step_distributions", "step_uncertainty"]
     for kind in kinds:
@@ -281,6 +309,10 @@ def test_plot_writes_every_figure(run_dir, tmp_path):
         assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
         assert TASK in svg  # titles are text, not paths
     assert not list(out.glob(".tmp-*"))  # atomic writes leave no temporary files
+    # The any-place figure states the harness' own aggregate of the marginal's unexplored mass.
+    unexplored = run.metrics(TASK)[("marginal_unexplored", "marginal")]
+    svg = (out / f"{TASK}_any_place.svg").read_text()
+    assert f"mean unexplored {unexplored:.3f}" in svg and "Wilson" in svg
 
 
 @pytest.mark.slow
@@ -302,6 +334,28 @@ def test_plot_skips_the_scatter_without_annotators(run_dir, tmp_path):
     assert any("annotator_scatter skipped" in note for note in report.notes)
     assert not (tmp_path / "figs" / f"{TASK}_annotator_scatter.png").exists()
     assert (tmp_path / "figs" / f"{TASK}_reliability.png").is_file()
+
+
+@pytest.mark.slow
+def test_plot_skips_the_any_place_figure_without_those_strategies(run_dir, tmp_path):
+    from lm_eval_mlc.plots import plot_run
+
+    copy = tmp_path / "no_marginal"
+    shutil.copytree(run_dir, copy)
+    (path,) = copy.glob("**/samples_*.jsonl")
+    lines = []
+    for line in path.read_text().splitlines():
+        sample = json.loads(line)
+        payload = json.loads(sample["resps"][0][0])
+        for key in ("marginal", "sampled"):
+            payload["strategies"].pop(key)
+        sample["resps"] = [[json.dumps(payload)]]
+        sample["filtered_resps"] = [json.dumps(payload)]
+        lines.append(json.dumps(sample))
+    path.write_text("\n".join(lines) + "\n")
+    report = plot_run(copy, out=tmp_path / "figs")
+    assert any("any_place skipped" in note and "marginal" in note for note in report.notes)
+    assert not (tmp_path / "figs" / f"{TASK}_any_place.png").exists()
 
 
 def test_plot_names_a_broken_samples_file(tmp_path, capsys):

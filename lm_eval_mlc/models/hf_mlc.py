@@ -59,7 +59,7 @@ from lm_eval_mlc.models.label_scoring import (
     prune_spellings,
     score_label_steps_rows,
 )
-from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
+from lm_eval_mlc.models.marginal import LabelDetector, Node, cached_expander, tree_marginal
 from lm_eval_mlc.models.tree_attention import cache_argument, check_attention_implementation
 from lm_eval_mlc.payload import dump_payload
 from lm_eval_mlc.scoring.tokenization import (
@@ -398,6 +398,8 @@ class HFMultiLabelLM(HFLM):
                 result = self._marginal(
                     _row_cache(cache, row, len(requests)), prep.pad, ctx_len,
                     prep.root_logprobs, prep.label_names, until, max_gen_toks, options,
+                    greedy=(out.sequences[row, ctx_len:].tolist(),
+                            [step[row] for step in out.logits]),
                 )  # fmt: skip
                 payload["strategies"]["marginal"] = np.clip(result.probs, 0, 1).tolist()
                 payload["marginal_unexplored"] = min(result.unexplored, 1.0)
@@ -627,12 +629,17 @@ class HFMultiLabelLM(HFLM):
         }
 
     def _marginal(
-        self, cache, pad, ctx_len, root_logprobs, label_names, until, max_gen_toks, options
-    ):
+        self, cache, pad, ctx_len, root_logprobs, label_names, until, max_gen_toks, options,
+        greedy: tuple[list[int], list[torch.Tensor]] | None = None,
+    ):  # fmt: skip
         """The tree search from the prompt. A path stops as generation stops (an EOS id, a stop
         sequence, `max_gen_toks` tokens); one still running at the search depth
         (`mlc_max_new_tokens`, default `max_gen_toks`) counts as unexplored. EOS ids read as a
-        line break to the detector, so a label right before EOS is complete."""
+        line break to the detector, so a label right before EOS is complete.
+
+        `cache` holds the prompt (left-padded by `pad`) and, after it, the generated tokens that
+        generation fed; `greedy` = (generated ids, per-step logits): the search reuses them for
+        the nodes on the greedy path instead of recomputing them."""
         token_text = self._marginal_text()
         variants = [
             sorted(
@@ -651,15 +658,20 @@ class HFMultiLabelLM(HFLM):
             tail = "".join(token_text[t] for t in path[-8:])
             return any(s in tail for s in stops)
 
-        prompt_allowed = torch.zeros(ctx_len, dtype=torch.bool)
-        prompt_allowed[pad:ctx_len] = True
-        # Keep only the prompt of the generation cache: the search starts at the first token.
-        extra = int(cache.get_seq_length()) - ctx_len
-        if extra > 0:
-            cache.crop(-extra)
+        cache_len = int(cache.get_seq_length())
+        prompt_allowed = torch.zeros(cache_len, dtype=torch.bool)
+        prompt_allowed[pad:ctx_len] = True  # generated keys: only for the nodes they lie on
+        # Generated token j sits at cache index ctx_len + j with position id ctx_len - pad + j.
+        positions = (torch.arange(cache_len) - pad).clamp(min=0)
+        known = {}
+        if greedy is not None:
+            gen_ids, logits = greedy
+            for k in range(1, min(cache_len - ctx_len, len(logits) - 1) + 1):
+                known[tuple(gen_ids[:k])] = (ctx_len + k - 1, logits[k])
         expander = cached_expander(
-            self.model, cache, prompt_allowed, ctx_len - pad, options.tree_batch_size
-        )
+            self.model, cache, prompt_allowed, ctx_len - pad, options.tree_batch_size,
+            prompt_positions=positions, known=known,
+        )  # fmt: skip
         with torch.no_grad(), self._autocast():
             return tree_marginal(
                 root_logprobs,
@@ -683,31 +695,50 @@ class HFMultiLabelLM(HFLM):
         """P(label appears in the answer), estimated as the share of `mlc_samples` answers
         sampled from the model's own distribution (temperature 1, no top-k/top-p, the task's
         stop rules and `max_gen_toks`) in which the answer parser finds it, with 95 % Wilson
-        intervals. Unbiased where the tree search only bounds. The draws are seeded per doc
-        (`mlc_seed`), so reruns and other batchings give the same numbers; the samples are one
-        batch, their prompt prefilled in one forward."""
+        intervals. Unbiased where the tree search only bounds.
+
+        The prompt is prefilled once (batch of one: no other doc's padding changes it) and its
+        KV is shared, not copied: at every step the running samples' last tokens are fed as
+        tree nodes after it, each seeing the prompt and its own earlier tokens. Draws come
+        from a generator seeded per doc (`mlc_seed`), so reruns and other batchings agree.
+        NaN logits (a broken checkpoint) read as no mass; a step with none left draws
+        uniformly."""
         n = options.samples
-        ids = prompt[None].expand(n, -1)
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.no_grad(), self._autocast(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(options.seed)
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                max_length=ids.shape[1] + max_gen_toks,
-                stopping_criteria=stop_sequences_criteria(self.tokenizer, until, ids.shape[1], n),
-                pad_token_id=self.tokenizer.pad_token_id,
-                do_sample=True,
-                temperature=1.0,
-                top_k=0,
-                top_p=1.0,
-                remove_invalid_values=True,  # a broken checkpoint's NaN logits: no crash
-                use_cache=True,
-            )
+        text = self._vocab_text()
+        stops = [s for s in until if s]
+        cache = DynamicCache()  # full attention on every layer, as for label scoring
+        generator = torch.Generator(device=self.device).manual_seed(options.seed)
+        with torch.no_grad(), self._autocast():
+            logits = self.model(
+                input_ids=prompt[None], use_cache=True, **{cache_argument(self.model): cache}
+            ).logits[0, -1]
+            expand = cached_expander(
+                self.model, cache, torch.ones(len(prompt), dtype=torch.bool), len(prompt),
+                max(n, 1),
+            )  # fmt: skip
+            root = Node((), 1.0)
+            running = [root] * n
+            logprobs = [torch.log_softmax(logits.float(), dim=-1).cpu()] * n
+            answers: list[tuple[int, ...]] = []
+            while running:
+                p = torch.nan_to_num(torch.stack(logprobs).exp(), nan=0.0)
+                p[p.sum(dim=-1) <= 0] = 1.0
+                tokens = torch.multinomial(p.to(self.device), 1, generator=generator)[:, 0]
+                children = []
+                for node, token in zip(running, tokens.tolist(), strict=True):
+                    child = Node(node.tokens + (token,), 1.0, parent=node)
+                    tail = "".join(text[t] if t < len(text) else "" for t in child.tokens)
+                    if (token in self._eos_ids or len(child.tokens) >= max_gen_toks
+                            or any(s in tail for s in stops)):  # fmt: skip
+                        answers.append(child.tokens)
+                    else:
+                        children.append(child)
+                running = children
+                logprobs = expand(running) if running else []
         counts = np.zeros(len(label_names), dtype=int)
         index = {name: i for i, name in enumerate(label_names)}
-        for row in out[:, ids.shape[1] :].tolist():
-            for name in parse_labels(self._hf_text(row, until), label_names).labels:
+        for ids in answers:
+            for name in parse_labels(self._hf_text(list(ids), until), label_names).labels:
                 counts[index[name]] += 1
         cis = [binomtest(int(k), n).proportion_ci(0.95, method="wilson") for k in counts]
         return (counts / n).tolist(), [[ci.low, ci.high] for ci in cis]

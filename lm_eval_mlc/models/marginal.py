@@ -26,7 +26,7 @@ the straightforward one-uncached-forward-per-node expander to check both give th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,6 +173,7 @@ def cached_expander(
     batch_size: int,
     *,
     prompt_positions: torch.Tensor | None = None,
+    known: Mapping[tuple[int, ...], tuple[int, torch.Tensor]] | None = None,
 ) -> Expander:
     """Expander feeding each frontier node's last token after its cached ancestors.
 
@@ -183,17 +184,26 @@ def cached_expander(
     `batch_size` at a time, appended to `cache` (batch size 1, every position kept: a
     config-less `DynamicCache`) and remembered by `cache_index`, so a child reuses its
     ancestors' KV; the position ids of the cache grow with them, so sliding-window layers see
-    the window of each node's own path.
+    the window of each node's own path. `known` maps paths already in `cache` (the greedy
+    generation's) to their cache index and next-token logits: those nodes cost no forward.
     """
     if prompt_positions is None:
         prompt_positions = (torch.cumsum(prompt_allowed.long(), 0) - 1).clamp(min=0)
     positions = prompt_positions.long().cpu()
+    known = known or {}
 
     def expand(frontier: Sequence[Node]) -> list[torch.Tensor]:
         nonlocal positions
-        out: list[torch.Tensor] = []
-        for start in range(0, len(frontier), batch_size):
-            chunk = frontier[start : start + batch_size]
+        out: dict[int, torch.Tensor] = {}
+        todo: list[Node] = []
+        for node in frontier:
+            if node.tokens in known:
+                node.cache_index, logits = known[node.tokens]
+                out[id(node)] = torch.log_softmax(logits.float(), dim=-1).cpu()
+            else:
+                todo.append(node)
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start : start + batch_size]
             cache_len = positions.numel()
             allowed = torch.zeros(len(chunk), cache_len, dtype=torch.bool)
             allowed[:, : prompt_allowed.numel()] = prompt_allowed
@@ -215,9 +225,11 @@ def cached_expander(
                 positions,
             )
             positions = torch.cat([positions, node_positions])
-            for row, node in enumerate(chunk):
+            for row, (node, lp) in enumerate(
+                zip(chunk, torch.log_softmax(logits, dim=-1).cpu(), strict=True)
+            ):
                 node.cache_index = cache_len + row
-            out += list(torch.log_softmax(logits, dim=-1).cpu())
-        return out
+                out[id(node)] = lp
+        return [out[id(node)] for node in frontier]
 
     return expand
