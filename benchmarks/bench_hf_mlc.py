@@ -65,13 +65,13 @@ from lm_eval.utils import simple_parse_args_string
 from tqdm import tqdm
 from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
-import lm_eval_mlc.models.hf_mlc as hf_mlc
-from lm_eval_mlc.default_model import GGUF_FILE, default_model_args, default_model_dir
-from lm_eval_mlc.label_trie import LabelTrie
-from lm_eval_mlc.models.label_scoring import score_label_steps
-from lm_eval_mlc.models.marginal import Node
-from lm_eval_mlc.payload import load_payload
-from lm_eval_mlc.plugin import task_manager
+import lm_eval_mlc.harness.hf_mlc as hf_mlc
+from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.core.trie import LabelTrie
+from lm_eval_mlc.harness.default_model import GGUF_FILE, default_model_args, default_model_dir
+from lm_eval_mlc.harness.plugin import task_manager
+from lm_eval_mlc.scoring.label_scoring import score_label_steps
+from lm_eval_mlc.scoring.marginal import Node
 
 RANDOM_PRESETS = {
     "llama-8b": dict(

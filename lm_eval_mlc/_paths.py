@@ -3,5 +3,5 @@
 from importlib.resources import files
 from pathlib import Path
 
-#: Directory holding the task YAMLs (`tasks/` in the source tree, `lm_eval_mlc/tasks` installed).
+#: Directory holding the task YAMLs (`lm_eval_mlc/tasks`, in a checkout and installed alike).
 TASKS_DIR: str = str(Path(str(files("lm_eval_mlc.tasks"))))

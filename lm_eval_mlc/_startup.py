@@ -28,25 +28,25 @@ ENV_SWITCH = "LM_EVAL_MLC_AUTOLOAD"
 
 
 def _patch_models(module: ModuleType) -> None:
-    from lm_eval_mlc.plugin import register_model
+    from lm_eval_mlc.harness.plugin import register_model
 
     register_model()
 
 
 def _patch_task_manager(module: ModuleType) -> None:
-    from lm_eval_mlc.plugin import add_task_paths
+    from lm_eval_mlc.harness.plugin import add_task_paths
 
     add_task_paths(module.TaskManager)
 
 
 def _patch_evaluator_config(module: ModuleType) -> None:
-    from lm_eval_mlc.plugin import add_data_check
+    from lm_eval_mlc.harness.plugin import add_data_check
 
     add_data_check(module.EvaluatorConfig)
 
 
 def _patch_caching_lm(module: ModuleType) -> None:
-    from lm_eval_mlc.cache_key import key_cache_by_model
+    from lm_eval_mlc.harness.cache_key import key_cache_by_model
 
     key_cache_by_model(module.CachingLM)
 

@@ -3,6 +3,7 @@
 lm-eval-mlc run --tasks goemotions_ml --limit 20       # embedded SmolLM2, hf-mlc
 lm-eval-mlc run --model hf --model_args pretrained=... --tasks goemotions_ml_full
 lm-eval-mlc tasks-dir                                   # for --include_path elsewhere
+lm-eval-mlc show out/                                   # a row per strategy, with intervals
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def run_argv(argv: Sequence[str]) -> list[str]:
     The embedded model is instruction-tuned, so it also gets its chat template unless the
     caller set `--apply_chat_template` themselves.
     """
-    from lm_eval_mlc.default_model import default_model_args
+    from lm_eval_mlc.harness.default_model import default_model_args
 
     args = list(argv)
     if not _has_option(args, "--model"):
@@ -53,7 +54,7 @@ def run(argv: Sequence[str]) -> None:
     from lm_eval import __main__ as lm_eval_main
 
     from lm_eval_mlc.data import DataValidationError
-    from lm_eval_mlc.plugin import activate
+    from lm_eval_mlc.harness.plugin import activate
 
     activate()
     sys.argv = ["lm-eval-mlc", *run_argv(argv)]
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rules.add_argument("--test", required=True, help="output folder of the test run")
     rules.add_argument("--task", default="goemotions_ml")
     rules.add_argument("--output", help="write the report as JSON here (atomically)")
+    _add_show(sub)
     _add_plot(sub)
     _add_compare(sub)
     _add_gate(sub)
@@ -104,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(TASKS_DIR)
     elif args.command == "rules":
         _rules(args)
+    elif args.command == "show":
+        sys.exit(_show(args))
     elif args.command == "plot":
         sys.exit(_plot(args))
     elif args.command == "compare":
@@ -120,8 +124,8 @@ def _rules(args: argparse.Namespace) -> None:
     import json
 
     from lm_eval_mlc._io import write_atomic
-    from lm_eval_mlc.rules_report import fit_and_report
-    from lm_eval_mlc.runs import load_samples
+    from lm_eval_mlc.reports.rules import fit_and_report
+    from lm_eval_mlc.reports.runs import load_samples
 
     try:
         report = fit_and_report(
@@ -159,7 +163,7 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from lm_eval_mlc.plots import plot_run
+    from lm_eval_mlc.reports.plots import plot_run
 
     try:
         if args.docs < 1:
@@ -172,6 +176,32 @@ def _plot(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     for path in report.files:
         print(path)
+    return 0
+
+
+def _add_show(sub: argparse._SubParsersAction) -> None:
+    show = sub.add_parser(
+        "show",
+        help="compact results of one run: a row per task x strategy, with 95%% intervals",
+        description="One row per task x strategy filter with micro/macro F1, ECE, Brier, "
+        "ROC-AUC, alignment and the invalid-label rate, each with its 95%% bootstrap interval "
+        "over the run's docs, and the any-place estimates' bound or interval width. Reads what "
+        "lm_eval --output_path ... --log_samples wrote.",
+    )
+    show.add_argument("run", metavar="RUN_OR_JSON")
+    show.add_argument("--full", action="store_true", help="lm-eval's own table, every metric")
+    show.add_argument("--draws", type=int, default=1000, help="bootstrap draws (1000)")
+
+
+def _show(args: argparse.Namespace) -> int:
+    from lm_eval_mlc.reports.summary import summary
+
+    try:
+        text = summary(args.run, full=args.full, n_draws=args.draws)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"lm-eval-mlc show: error: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
 
@@ -202,7 +232,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 def _compare(args: argparse.Namespace) -> int:
     from lm_eval_mlc._io import write_atomic
-    from lm_eval_mlc.leaderboard import build_leaderboard, render
+    from lm_eval_mlc.reports.leaderboard import build_leaderboard, render
 
     try:
         if args.draws < 0:
@@ -261,7 +291,7 @@ def _add_gate(sub: argparse._SubParsersAction) -> None:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from lm_eval_mlc import gate
+    from lm_eval_mlc.reports import gate
 
     try:
         if args.write_baseline:
@@ -317,8 +347,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     import json
 
     from lm_eval_mlc._io import write_atomic
-    from lm_eval_mlc.calibration import Calibration
-    from lm_eval_mlc.calibration_report import calibrate, format_report
+    from lm_eval_mlc.core.calibration import Calibration
+    from lm_eval_mlc.reports.calibrate import calibrate, format_report
 
     strategies = [s.strip() for s in (args.strategies or "").split(",") if s.strip()] or None
     try:
@@ -391,7 +421,7 @@ def _probe(args: argparse.Namespace) -> int:
     import json
 
     from lm_eval_mlc._io import write_atomic
-    from lm_eval_mlc.probe_report import ProbeInputError, load_task, run_probe, save_probe
+    from lm_eval_mlc.reports.probe import ProbeInputError, load_task, run_probe, save_probe
 
     try:
         for option in ("components", "batch_size"):
@@ -444,8 +474,8 @@ def _probe_model(args: argparse.Namespace) -> tuple[object, str, bool]:
     from lm_eval.api.registry import get_model
     from lm_eval.models.huggingface import HFLM
 
-    from lm_eval_mlc.default_model import default_model_args
-    from lm_eval_mlc.plugin import register_model
+    from lm_eval_mlc.harness.default_model import default_model_args
+    from lm_eval_mlc.harness.plugin import register_model
 
     register_model()
     model_cls = get_model(args.model)

@@ -126,7 +126,7 @@ def script_generation(lm, answer: str) -> list[int]:
 
     from transformers import DynamicCache
 
-    from lm_eval_mlc.models.tree_attention import cache_argument
+    from lm_eval_mlc.scoring.tree_attention import cache_argument
 
     model, script = lm.model, lm.tok_encode(answer, add_special_tokens=False)
 

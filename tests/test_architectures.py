@@ -30,9 +30,9 @@ from transformers import (
     StaticCache,
 )
 
-from lm_eval_mlc.models import tree_attention
-from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
-from lm_eval_mlc.models.tree_attention import (
+from lm_eval_mlc.scoring import tree_attention
+from lm_eval_mlc.scoring.marginal import LabelDetector, cached_expander, tree_marginal
+from lm_eval_mlc.scoring.tree_attention import (
     attention_layer_types,
     attention_window,
     cache_argument,

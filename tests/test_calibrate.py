@@ -11,8 +11,9 @@ from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from lm_eval_mlc import harness, metrics
-from lm_eval_mlc.calibration import (
+from lm_eval_mlc import metrics
+from lm_eval_mlc.cli import main
+from lm_eval_mlc.core.calibration import (
     Calibration,
     CalibrationInputError,
     apply_platt,
@@ -21,8 +22,8 @@ from lm_eval_mlc.calibration import (
     fit_strategy,
     fit_thresholds,
 )
-from lm_eval_mlc.calibration_report import calibrate, fit_calibration, read_run
-from lm_eval_mlc.cli import main
+from lm_eval_mlc.harness import records as harness
+from lm_eval_mlc.reports.calibrate import calibrate, fit_calibration, read_run
 
 TASK = "goemotions_ml"
 LABELS = ["joy", "optimism", "anger"]
@@ -332,7 +333,7 @@ def test_calibrate_on_real_smollm2_runs(smollm2_lm, tmp_path):
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     task, fixture = "goemotions_ml_unary", Path(__file__).parent / "fixtures" / "goemotions_raw"
     dirs = {}

@@ -7,9 +7,9 @@ import datasets
 import numpy as np
 import pytest
 
-from lm_eval_mlc import harness
 from lm_eval_mlc.data import DataValidationError
 from lm_eval_mlc.data.convabuse import ABUSE_TYPES, load_convabuse
+from lm_eval_mlc.harness import records as harness
 
 
 @pytest.fixture(scope="module")

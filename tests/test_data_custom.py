@@ -118,7 +118,7 @@ def _user_yaml(folder, tickets):
 def test_a_users_yaml_in_its_own_folder_becomes_a_task(tmp_path, tickets, smollm2_lm):
     from lm_eval import simple_evaluate
 
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     folder = tmp_path / "my_tasks"
     folder.mkdir()

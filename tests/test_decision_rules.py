@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import digamma
 
-from lm_eval_mlc.decision_rules import (
+from lm_eval_mlc.core.rules import (
     choose,
     fit_threshold,
     logtoku_aleatoric,
@@ -53,8 +53,8 @@ def test_fit_threshold_maximises_micro_f1_on_the_fitting_docs():
 def test_rules_fit_on_validation_and_report_on_test(smollm2_lm, data_dir):
     from lm_eval import simple_evaluate
 
-    from lm_eval_mlc.plugin import task_manager
-    from lm_eval_mlc.rules_report import fit_and_report
+    from lm_eval_mlc.harness.plugin import task_manager
+    from lm_eval_mlc.reports.rules import fit_and_report
 
     def run(split):
         smollm2_lm.batch_size_per_gpu = 4

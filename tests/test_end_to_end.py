@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from lm_eval_mlc.harness import HIGHER_IS_BETTER
+from lm_eval_mlc.harness.records import HIGHER_IS_BETTER
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,7 @@ def test_plain_lm_eval_cli_runs_goemotions_ml_with_hf_mlc(tmp_path, data_dir, sm
 def test_simple_evaluate_with_stock_hf_model_and_our_task_manager(data_dir, smollm2_args):
     from lm_eval import simple_evaluate
 
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     results = simple_evaluate(
         model="hf",

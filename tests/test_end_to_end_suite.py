@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from lm_eval_mlc.harness import HIGHER_IS_BETTER
-from lm_eval_mlc.plugin import task_manager
-from lm_eval_mlc.unary import UNARY_METRIC_KEYS
+from lm_eval_mlc.harness.plugin import task_manager
+from lm_eval_mlc.harness.records import HIGHER_IS_BETTER
+from lm_eval_mlc.harness.unary import UNARY_METRIC_KEYS
 
 pytestmark = pytest.mark.slow
 

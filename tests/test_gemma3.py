@@ -12,14 +12,14 @@ import os
 import pytest
 from brute_force import exact_step_probability, greedy_ids, product_bound  # noqa: E402  (tests/)
 
-from lm_eval_mlc.payload import load_payload
+from lm_eval_mlc.core.payload import load_payload
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def gemma3_lm(gemma3_gguf):
-    from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
+    from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
 
     return HFMultiLabelLM(
         pretrained=str(gemma3_gguf.parent), gguf_file=gemma3_gguf.name, device="cpu",
@@ -40,8 +40,8 @@ def test_gemma3_run_matches_brute_force(gemma3_lm, data_dir, shots, limit):
     """The run completes; the first generated label of each doc equals brute force."""
     from lm_eval import simple_evaluate
 
-    from lm_eval_mlc.models.tree_attention import attention_layer_types, attention_window
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
+    from lm_eval_mlc.scoring.tree_attention import attention_layer_types, attention_window
 
     lm = gemma3_lm
     window = attention_window(lm.model.config)

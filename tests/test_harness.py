@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from lm_eval_mlc import harness
+from lm_eval_mlc.harness import records as harness
 
 NAMES = ["joy", "anger", "fear"]
 
@@ -74,7 +74,7 @@ def test_alignment_is_computed_when_every_doc_has_annotators():
 def test_alignment_without_annotators_is_nan_with_one_warning(caplog):
     harness._warned.clear()
     records = _records([(_doc(["joy"]), '["joy"]'), (_doc([]), "[]")])
-    with caplog.at_level(logging.WARNING, logger="lm_eval_mlc.harness"):
+    with caplog.at_level(logging.WARNING, logger="lm_eval_mlc.harness.records"):
         values = [getattr(harness, k)(records) for k in harness.METRIC_KEYS if "align" in k]
     assert all(math.isnan(v) for v in values)
     warnings = [r for r in caplog.records if "per-annotator" in r.getMessage()]

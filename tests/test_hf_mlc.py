@@ -7,9 +7,9 @@ import pytest
 from brute_force import exact_step_probability, greedy_ids, product_bound  # noqa: E402  (tests/)
 from lm_eval.api.instance import Instance
 
-from lm_eval_mlc.filters import strategy_view
-from lm_eval_mlc.models.hf_mlc import ALL_STRATEGIES, MlcOptions
-from lm_eval_mlc.payload import load_payload
+from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.harness.filters import strategy_view
+from lm_eval_mlc.harness.hf_mlc import ALL_STRATEGIES, MlcOptions
 
 NAMES = ["joy", "optimism", "admiration", "surprise", "fear", "sadness", "anger"]
 SHOTS = (
@@ -235,7 +235,7 @@ def test_use_cache_stores_payloads_and_a_rerun_computes_nothing(
 ):
     from lm_eval import simple_evaluate
 
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     def run():
         out = simple_evaluate(

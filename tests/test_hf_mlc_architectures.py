@@ -14,8 +14,8 @@ import torch
 from brute_force import exact_step_probability, script_generation  # noqa: E402  (tests/)
 from lm_eval.api.instance import Instance
 
-from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
-from lm_eval_mlc.payload import load_payload
+from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
 
 NAMES = ["joy", "anger", "sex_harassment", "S1", "S10"]
 ANSWER = ' ["Joy", "S10", "anger"]'

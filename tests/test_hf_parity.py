@@ -8,8 +8,8 @@ from brute_force import script_generation  # noqa: E402  (tests/)
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM, case_variants
-from lm_eval_mlc.payload import load_payload
+from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM, case_variants
 
 NAMES = ["joy", "anger"]
 GEN = {"until": ["\n\n"], "max_gen_toks": 12, "do_sample": False}

@@ -397,7 +397,7 @@ def test_cli_stops_on_bad_data_before_building_a_model(
     from lm_eval.models.huggingface import HFLM
 
     from lm_eval_mlc import cli
-    from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
+    from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
 
     built: list[str] = []
 

@@ -17,8 +17,13 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
-from lm_eval_mlc import harness
-from lm_eval_mlc.bootstrap import _SET_METRICS, _set_metric_draws
+from lm_eval_mlc.core.strategies import (
+    STEP_STRATEGIES,
+    first_token_renormalised,
+    step_records,
+    step_strategies,
+)
+from lm_eval_mlc.harness import records as harness
 from lm_eval_mlc.metrics import (
     alignment_scores,
     brier_score,
@@ -31,12 +36,7 @@ from lm_eval_mlc.metrics import (
 )
 from lm_eval_mlc.metrics._alignment import BCE_EPS
 from lm_eval_mlc.metrics._checks import PROB_TOLERANCE
-from lm_eval_mlc.step_distributions import (
-    STEP_STRATEGIES,
-    first_token_renormalised,
-    step_records,
-    step_strategies,
-)
+from lm_eval_mlc.reports.bootstrap import _SET_METRICS, _set_metric_draws
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm_eval_mlc import harness
+from lm_eval_mlc.core.parsing import TRUNCATED_ITEM, parse_labels
+from lm_eval_mlc.core.payload import FORMAT, VERSION
 from lm_eval_mlc.data.goemotions import label_names
-from lm_eval_mlc.filters import strategy_view
-from lm_eval_mlc.label_parsing import TRUNCATED_ITEM, parse_labels
-from lm_eval_mlc.payload import FORMAT, VERSION
+from lm_eval_mlc.harness import records as harness
+from lm_eval_mlc.harness.filters import strategy_view
 
 NAMES = label_names("clusters")  # joy, optimism, admiration, surprise, fear, sadness, anger
 DOC = {"label_names": NAMES, "labels": ["joy", "anger"], "annotator_probs": []}
@@ -236,7 +236,7 @@ def test_payload_with_nonfinite_probabilities_through_the_filter() -> None:
 
 def test_unary_loglikelihoods_from_a_broken_checkpoint_are_counted_not_nan() -> None:
     """NaN or infinite (yes, no) log-likelihoods: P(yes) finite (0 where undefined), counted."""
-    from lm_eval_mlc import unary
+    from lm_eval_mlc.harness import unary
 
     doc = {"labels": ["joy", "fear"], "label_names": ["joy", "fear", "anger"], "id": "d"}
     lls = [math.nan, -1.0, -math.inf, -math.inf, -math.inf, -0.5]  # NaN, undefined, a clear no

@@ -23,11 +23,11 @@ import torch
 from brute_force import script_generation  # noqa: E402  (tests/)
 from lm_eval.api.instance import Instance
 
-from lm_eval_mlc import harness
-from lm_eval_mlc.cache_key import model_fingerprint, table_name
-from lm_eval_mlc.filters import strategy_view
-from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
-from lm_eval_mlc.payload import load_payload
+from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.harness import records as harness
+from lm_eval_mlc.harness.cache_key import model_fingerprint, table_name
+from lm_eval_mlc.harness.filters import strategy_view
+from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
 
 NAMES = ["admiration", "amusement", "disappointment", "nervousness", "joy"]
 ANSWER = ' ["disappointment", "nervousness"]'
@@ -229,7 +229,7 @@ def test_fingerprint_of_api_and_vllm_style_wrappers_names_their_model():
 def test_two_models_never_share_cache_entries(tiny_model_dir, tmp_path):
     from lm_eval import simple_evaluate
 
-    from lm_eval_mlc.plugin import activate, task_manager
+    from lm_eval_mlc.harness.plugin import activate, task_manager
 
     activate()
     cache = tmp_path / "cache"
@@ -262,7 +262,7 @@ def test_two_models_never_share_cache_entries(tiny_model_dir, tmp_path):
 
 SLOW_MODEL = """
 import os, time
-from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
+from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
 
 _batch = HFMultiLabelLM._generate_batch
 
@@ -300,7 +300,7 @@ def test_a_killed_run_resumes_from_the_cache_and_ends_identical(tiny_model_dir, 
     the results equal an uninterrupted run's."""
     from lm_eval import simple_evaluate
 
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     limit, model_dir = 8, tiny_model_dir("llama", seed=5)
     (tmp_path / "inject").mkdir()
@@ -366,7 +366,7 @@ def test_same_run_is_byte_identical_and_batch_sizes_agree(smollm2_lm, data_dir):
     for unbounded ratios): padding changes the float summation order of attention only."""
     from lm_eval import simple_evaluate
 
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     manager = task_manager(metadata={"data_dir": str(data_dir)})
 

@@ -1,4 +1,4 @@
-"""Tests for lm_eval_mlc.label_parsing: reading generated answers as label sets."""
+"""Tests for lm_eval_mlc.core.parsing: reading generated answers as label sets."""
 
 import json
 import random
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lm_eval_mlc.label_parsing import (
+from lm_eval_mlc.core.parsing import (
     NONE_MARKERS,
     TRUNCATED_ITEM,
     ParsedLabels,

@@ -7,15 +7,15 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from lm_eval_mlc.label_trie import LabelTrie
-from lm_eval_mlc.models.label_scoring import LabelStep, score_label_steps, score_label_steps_rows
-from lm_eval_mlc.models.marginal import LabelDetector, cached_expander, tree_marginal
-from lm_eval_mlc.step_distributions import (
+from lm_eval_mlc.core.strategies import (
     entropy_bits,
     first_token_renormalised,
     step_records,
     step_strategies,
 )
+from lm_eval_mlc.core.trie import LabelTrie
+from lm_eval_mlc.scoring.label_scoring import LabelStep, score_label_steps, score_label_steps_rows
+from lm_eval_mlc.scoring.marginal import LabelDetector, cached_expander, tree_marginal
 
 # A vocabulary small enough to enumerate every continuation.
 TEXT = ["<eos>", '["', '"', '", "', '"]', "S1", "0", "x"]
@@ -91,7 +91,7 @@ def _brute_force_label(model, prefix, b, label, terminators=(1, 2)):
 
 @pytest.mark.parametrize("budget_nodes", [None, 2])  # one model call; two trie nodes per call
 def test_exact_label_probabilities_equal_enumerating_sequences(monkeypatch, budget_nodes):
-    from lm_eval_mlc.models import label_scoring
+    from lm_eval_mlc.scoring import label_scoring
 
     vocab = 12
     if budget_nodes:
@@ -338,7 +338,7 @@ def test_entropy_and_first_token_renormalisation():
 
 def test_prune_spellings_drops_unlikely_first_tokens_and_bounds_them():
     """Hand-worked: vocabulary of 6, first-token probabilities below; threshold 0.05."""
-    from lm_eval_mlc.models.label_scoring import prune_spellings
+    from lm_eval_mlc.scoring.label_scoring import prune_spellings
 
     p = torch.tensor([0.5, 0.3, 0.1, 0.04, 0.03, 0.03]).log()
     sequences = [(0,), (3, 1), (3, 2), (4,), (1, 5), (5, 0)]

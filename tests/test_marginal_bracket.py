@@ -22,7 +22,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm_eval_mlc.models.marginal import LabelDetector, MarginalResult, Node, tree_marginal
+from lm_eval_mlc.scoring.marginal import LabelDetector, MarginalResult, Node, tree_marginal
 
 TEXT = ["<eos>", '["', '"', '", "', '"]', "S1", "0", "S2", "x"]
 EOS, OPEN, QUOTE, SEP, CLOSE, S1, ZERO, S2, FILLER = range(len(TEXT))

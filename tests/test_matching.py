@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from lm_eval_mlc import label_parsing
-from lm_eval_mlc import label_spans as old_path
+from lm_eval_mlc.core import parsing as label_parsing
 from lm_eval_mlc.core.matching import (
     UNQUOTED_CLOSERS,
     LabelSpan,
@@ -382,11 +381,9 @@ def test_whitespace_table_holds_every_space_character():
     }
 
 
-def test_old_import_paths_are_the_shared_matcher():
+def test_the_parser_module_is_the_shared_matcher():
     from lm_eval_mlc.core import matching
 
-    assert old_path.label_spans is label_spans and old_path.LabelSpan is LabelSpan
-    assert old_path.UNQUOTED_CLOSERS is UNQUOTED_CLOSERS and old_path.closes_item is closes_item
     assert label_parsing.parse_labels is matching.parse_labels
     assert label_parsing.ParsedLabels is matching.ParsedLabels
     assert label_parsing.normalise_label is normalise_label
@@ -394,7 +391,7 @@ def test_old_import_paths_are_the_shared_matcher():
 
 def test_core_imports_no_torch_transformers_or_lm_eval():
     code = (
-        "import sys, lm_eval_mlc.core.matching, lm_eval_mlc.label_parsing, lm_eval_mlc.label_spans;"
+        "import sys, lm_eval_mlc.core.matching, lm_eval_mlc.core.parsing;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'transformers', 'lm_eval')))"
     )

@@ -12,7 +12,7 @@ import pytest
 
 from lm_eval_mlc import cli
 from lm_eval_mlc._paths import TASKS_DIR
-from lm_eval_mlc.plugin import with_task_paths
+from lm_eval_mlc.harness.plugin import with_task_paths
 
 PROBE = """
 import json
@@ -70,7 +70,9 @@ def test_task_paths_are_added_once_and_before_user_paths(tmp_path):
 
 
 def test_run_defaults_to_hf_mlc_on_the_embedded_model(monkeypatch):
-    monkeypatch.setattr("lm_eval_mlc.default_model.default_model_args", lambda: "pretrained=X")
+    monkeypatch.setattr(
+        "lm_eval_mlc.harness.default_model.default_model_args", lambda: "pretrained=X"
+    )
     assert cli.run_argv(["--tasks", "goemotions_ml"]) == [
         "run",
         "--tasks",

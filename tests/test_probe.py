@@ -19,10 +19,17 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from lm_eval_mlc import cli, probe_report
-from lm_eval_mlc.models.hf_mlc import HFMultiLabelLM
-from lm_eval_mlc.probe import Probe, fit_probe, hidden_features, predict_proba, probe_metrics
-from lm_eval_mlc.probe_report import (
+from lm_eval_mlc import cli
+from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
+from lm_eval_mlc.harness.probe import (
+    Probe,
+    fit_probe,
+    hidden_features,
+    predict_proba,
+    probe_metrics,
+)
+from lm_eval_mlc.reports import probe as probe_report
+from lm_eval_mlc.reports.probe import (
     ANSWER_PREFIX,
     ProbeInputError,
     contexts,

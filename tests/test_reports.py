@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lm_eval_mlc import harness
-from lm_eval_mlc.bootstrap import _set_metric_draws, aggregation_for, bootstrap_ci
 from lm_eval_mlc.cli import main
-from lm_eval_mlc.gate import GateInputError, gate, parse_tolerances, write_baseline
-from lm_eval_mlc.leaderboard import build_leaderboard, to_csv, to_html, to_markdown
-from lm_eval_mlc.runs import load_run, read_samples
+from lm_eval_mlc.harness import records as harness
+from lm_eval_mlc.reports.bootstrap import _set_metric_draws, aggregation_for, bootstrap_ci
+from lm_eval_mlc.reports.gate import GateInputError, gate, parse_tolerances, write_baseline
+from lm_eval_mlc.reports.leaderboard import build_leaderboard, to_csv, to_html, to_markdown
+from lm_eval_mlc.reports.runs import load_run, read_samples
 
 FIXTURE = Path(__file__).parent / "fixtures" / "goemotions_raw"  # has per-rater data
 TASK = "goemotions_ml"
@@ -28,7 +28,7 @@ def run_dir(smollm2_lm, tmp_path_factory) -> Path:
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     out = tmp_path_factory.mktemp("run") / "out"
     tracker = EvaluationTracker(output_path=str(out))
@@ -210,6 +210,34 @@ def test_compare_shows_the_any_place_estimates_uncertainty(run_dir):
     assert "lower bound, unexplored" in to_html(board)
 
 
+@pytest.mark.slow
+def test_show_prints_one_row_per_strategy_and_full_gives_the_harness_table(run_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["show", str(run_dir), "--draws", "50"])
+    assert exit_info.value.code == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    metrics = ["micro_f1", "macro_f1", "ece", "brier", "roc_auc_micro", "align_mae",
+               "invalid_label_rate"]  # fmt: skip
+    assert head == ["model", "task", "filter", "n", *metrics, "estimate", "flags"]
+    (run,) = load_run(run_dir)
+    reported = run.metrics(TASK)
+    strategies = ["generated", "first_step", "max_over_steps", "conditional", "joint",
+                  "marginal", "sampled"]  # fmt: skip
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[1:]]
+    assert [row[2] for row in rows] == strategies  # every strategy once, in strategy order
+    for row in rows:
+        value = float(row[4].split(" [")[0])
+        assert value == pytest.approx(reported[("micro_f1", row[2])], abs=5e-4)
+        if row[2] == "generated":
+            assert "[" in row[4]  # a bootstrap interval beside the value
+    with pytest.raises(SystemExit) as exit_info:
+        main(["show", str(run_dir), "--full"])
+    assert exit_info.value.code == 0
+    full = capsys.readouterr().out
+    assert "marginal_unexplored" in full and full.count("\n") > 5 * len(rows)
+
+
 # --- gate -------------------------------------------------------------------------------------
 
 
@@ -317,7 +345,7 @@ def test_plot_writes_every_figure(run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_plot_skips_the_scatter_without_annotators(run_dir, tmp_path):
-    from lm_eval_mlc.plots import plot_run
+    from lm_eval_mlc.reports.plots import plot_run
 
     copy = tmp_path / "no_raters"
     shutil.copytree(run_dir, copy)
@@ -338,7 +366,7 @@ def test_plot_skips_the_scatter_without_annotators(run_dir, tmp_path):
 
 @pytest.mark.slow
 def test_plot_skips_the_any_place_figure_without_those_strategies(run_dir, tmp_path):
-    from lm_eval_mlc.plots import plot_run
+    from lm_eval_mlc.reports.plots import plot_run
 
     copy = tmp_path / "no_marginal"
     shutil.copytree(run_dir, copy)
@@ -371,7 +399,7 @@ def test_plot_names_a_broken_samples_file(tmp_path, capsys):
 
 
 def test_label_colors_are_keyed_by_name():
-    from lm_eval_mlc.plots import label_colors
+    from lm_eval_mlc.reports.plots import label_colors
 
     names = [f"label{i}" for i in range(28)]
     colors = label_colors(names)

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from lm_eval_mlc import harness
-from lm_eval_mlc.unary import (
+from lm_eval_mlc.harness import records as harness
+from lm_eval_mlc.harness.unary import (
     UNARY_METRIC_KEYS,
     doc_to_choice,
     doc_to_target,

@@ -1,13 +1,13 @@
 """The one label matcher: an answer's text, its items, their labels and where they are.
 
 Both readers of a generated answer go through :func:`parse_labels` here: the answer parser
-(the ``generated`` strategy and ``invalid_label_rate``, through :mod:`lm_eval_mlc.label_parsing`)
+(the ``generated`` strategy and ``invalid_label_rate``, through :mod:`lm_eval_mlc.core.parsing`)
 and the step finder (:func:`label_spans`, which tells ``hf-mlc`` where each label starts so that
 its probability can be measured). One pass finds the items, one normaliser keys them and one
 matcher names them, so the two readers find the same labels by construction: a near miss
 (``sadnes``), a split piece (``joy and anger``) or a variant (``Sex-Harassment``) that the
 parser credits is also a step. The reading rules (JSON or delimited, splitting, near misses,
-counting) are documented in :mod:`lm_eval_mlc.label_parsing`, the public parser module.
+counting) are documented in :mod:`lm_eval_mlc.core.parsing`, the public parser module.
 
 Spans (:class:`LabelSpan`), one per matched label, at the label's first occurrence:
 
@@ -180,7 +180,7 @@ def parse_labels(
 
     `cutoff` is the :func:`difflib.get_close_matches` similarity needed for a near miss to
     match. Raises ValueError if `cutoff` is outside [0, 1] or two label names share a
-    normalised form (or one has none). Reading rules: :mod:`lm_eval_mlc.label_parsing`.
+    normalised form (or one has none). Reading rules: :mod:`lm_eval_mlc.core.parsing`.
     """
     if not 0.0 <= cutoff <= 1.0:
         raise ValueError(f"cutoff must be in [0, 1], got {cutoff!r}")

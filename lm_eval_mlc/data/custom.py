@@ -25,11 +25,11 @@ from typing import Any
 import datasets
 import numpy as np
 
+from lm_eval_mlc.core.parsing import normalise_label
 from lm_eval_mlc.data._docs import with_eval_split, with_label_names
 from lm_eval_mlc.data._errors import DataProblem, DataValidationError
 from lm_eval_mlc.data._local import lines, read_text
 from lm_eval_mlc.data._table import docs_from_columns
-from lm_eval_mlc.label_parsing import normalise_label
 
 YAML = "task YAML"
 SPLITS = ("train", "validation", "test")

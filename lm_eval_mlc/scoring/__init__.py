@@ -1,9 +1,10 @@
 """Model-side scoring helpers: torch and transformers only, never lm-eval.
 
-This layer sits between `core/` (pure Python/NumPy) and the harness adapters in `models/`;
+This layer sits between `core/` (pure Python/NumPy) and the harness adapters in `harness/`;
 nothing here imports `lm_eval` (a test imports it in a fresh interpreter and checks). The text ↔
 token mapping lives in `tokenization`: every place that turns a label into tokens, or tokens
-into text, uses it.
+into text, uses it; `label_scoring` scores every label at a step in one forward, `marginal`
+searches the continuation tree, `tree_attention` runs both over one shared KV cache.
 """
 
 from lm_eval_mlc.scoring.tokenization import (

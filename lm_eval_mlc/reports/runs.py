@@ -122,7 +122,7 @@ class RunResults:
 
     def higher_is_better(self, task: str, metric: str) -> bool | None:
         """The direction the results JSON records, else the plugin's own, else None."""
-        from lm_eval_mlc.harness import HIGHER_IS_BETTER
+        from lm_eval_mlc.harness.records import HIGHER_IS_BETTER
 
         recorded = (self.data.get("higher_is_better") or {}).get(task, {}).get(metric)
         return recorded if isinstance(recorded, bool) else HIGHER_IS_BETTER.get(metric)
@@ -184,6 +184,6 @@ def filter_sort_key(name: str) -> tuple[int, str]:
 
 def metric_sort_key(name: str) -> tuple[int, str]:
     """Metrics in the order task YAMLs list them; diagnostics after, by name."""
-    from lm_eval_mlc.harness import METRIC_KEYS
+    from lm_eval_mlc.harness.records import METRIC_KEYS
 
     return (METRIC_KEYS.index(name) if name in METRIC_KEYS else len(METRIC_KEYS), name)

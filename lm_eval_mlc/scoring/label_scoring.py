@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from lm_eval_mlc.label_trie import LabelTrie
-from lm_eval_mlc.models.tree_attention import tree_forward
+from lm_eval_mlc.core.trie import LabelTrie
+from lm_eval_mlc.scoring.tree_attention import tree_forward
 
 
 @dataclass(frozen=True)

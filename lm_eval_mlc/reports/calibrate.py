@@ -1,11 +1,11 @@
 """`calibrate`: fit on a validation run's samples, apply to a test run's, report before/after.
 
 Reads the samples files lm-eval writes with `--log_samples` (one per-doc record per strategy
-filter, see `lm_eval_mlc.harness`), fits `lm_eval_mlc.calibration` on the validation run only,
-and scores the test run with the raw and the calibrated outputs. "After" means: F1 from the
-fitted per-label thresholds on the raw probabilities; ECE, Brier and alignment from the
-Platt-scaled probabilities. "Before" is what the harness reported (its 0/1 predictions, the raw
-probabilities).
+filter, see `lm_eval_mlc.harness.records`), fits `lm_eval_mlc.core.calibration` on the
+validation run only, and scores the test run with the raw and the calibrated outputs. "After"
+means: F1 from the fitted per-label thresholds on the raw probabilities; ECE, Brier and
+alignment from the Platt-scaled probabilities. "Before" is what the harness reported (its 0/1
+predictions, the raw probabilities).
 
 It refuses to report on data it was fitted on: the same samples file, a test run whose docs
 all appear in the validation run, or two runs that both evaluated the same split (read from
@@ -27,9 +27,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lm_eval_mlc import metrics
-from lm_eval_mlc.calibration import Calibration, CalibrationInputError, fit_strategy
-from lm_eval_mlc.harness import HIGHER_IS_BETTER, METRIC_KEYS
-from lm_eval_mlc.runs import filter_sort_key, load_results, read_samples, samples_file
+from lm_eval_mlc.core.calibration import Calibration, CalibrationInputError, fit_strategy
+from lm_eval_mlc.harness.records import HIGHER_IS_BETTER, METRIC_KEYS
+from lm_eval_mlc.reports.runs import filter_sort_key, load_results, read_samples, samples_file
 
 REPORT_FORMAT = "lm-eval-mlc-calibration-report"
 #: Reported beside micro/macro F1, ECE and Brier when every test doc has annotator data

@@ -1,7 +1,7 @@
 """`lm-eval-mlc probe`: the supervised probe on a task's train split, scored on its eval docs.
 
-The adapter between lm-eval and :mod:`lm_eval_mlc.probe`: it builds each doc's prompt exactly
-as the harness does for generation (`Task.fewshot_context`, chat template included), appends
+The adapter between lm-eval and :mod:`lm_eval_mlc.harness.probe`: it builds each doc's prompt
+exactly as the harness does for generation (`Task.fewshot_context`, chat template included), appends
 the start of the answer up to the first label name (`["`, as `doc_to_target` writes it), reads
 the model's hidden state there, fits the probe on the train docs and reports the harness's
 metrics on the eval docs (test, or `--metadata '{"eval_split": ...}'`).
@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from lm_eval_mlc._io import atomic_path
-from lm_eval_mlc.label_parsing import to_indicator
-from lm_eval_mlc.probe import Probe, fit_probe, hidden_features, predict_proba, probe_metrics
+from lm_eval_mlc.core.parsing import to_indicator
+from lm_eval_mlc.harness.probe import (
+    Probe,
+    fit_probe,
+    hidden_features,
+    predict_proba,
+    probe_metrics,
+)
 
 #: `doc_to_target`'s JSON answer (`["joy", ...]`) up to its first label name.
 ANSWER_PREFIX = '["'
@@ -42,7 +48,7 @@ class DocArrays:
 
 def load_task(name: str, metadata: Mapping[str, Any] | None = None) -> Any:
     """One task of ours (or lm-eval's) by name, its data loaded and validated now."""
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     manager = task_manager(metadata=dict(metadata or {}))
     if name not in manager.task_index:

@@ -2,8 +2,8 @@
 
 lm-eval reports `N/A` stderr for aggregations it does not know (all of ours). Here the docs of a
 run are resampled with replacement and each draw is aggregated by the very function the task's
-YAML names (the one-liners in `lm_eval_mlc.harness` over the pure metrics), so the point value
-and the interval come from the same code.
+YAML names (the one-liners in `lm_eval_mlc.harness.records` over the pure metrics), so the
+point value and the interval come from the same code.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from lm_eval_mlc import harness
+from lm_eval_mlc.harness import records as harness
 
 Aggregate = Callable[[Sequence[Any]], float]
 
@@ -27,8 +27,8 @@ def aggregation_for(metric: str, config: dict[str, Any] | None = None) -> Aggreg
     """The harness aggregation of `metric`, as the task config in a results JSON names it.
 
     lm-eval stores a `!function` aggregation as its source text (`def micro_f1(items): ...`);
-    the function name is looked up in `lm_eval_mlc.harness`. Without a config entry, metric keys
-    of the harness use their own aggregation and anything else the NaN-skipping mean.
+    the function name is looked up in `lm_eval_mlc.harness.records`. Without a config entry,
+    metric keys of the harness use their own aggregation and anything else the NaN-skipping mean.
     """
     for entry in (config or {}).get("metric_list", []):
         if entry.get("metric") == metric:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lm_eval_mlc.models.tree_attention import tree_forward
+from lm_eval_mlc.scoring.tree_attention import tree_forward
 
 OPENERS = frozenset("\"[,' \n")
 TERMINATORS = frozenset("\"],'\n")

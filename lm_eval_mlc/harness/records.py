@@ -6,7 +6,7 @@ aggregation stacks the records into arrays and calls a pure function from
 :mod:`lm_eval_mlc.metrics`. Task YAMLs point at these with `!function`, so the tasks run on any
 generating model (`hf`, `vllm`, API models), not only on `hf-mlc`.
 
-Each response reaches `process_results` through one strategy filter (`lm_eval_mlc.filters`):
+Each response reaches `process_results` through one strategy filter (`lm_eval_mlc.harness.filters`):
 the `generated` view scores the parsed answer, whose probabilities are the parsed set (0/1), so
 ECE and Brier measure the hard predictions; the other views (from `hf-mlc` payloads) carry
 real P(label), thresholded into the predicted set. The `generated` view of a payload also yields
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lm_eval_mlc import metrics
-from lm_eval_mlc.label_parsing import parse_labels, to_indicator
+from lm_eval_mlc.core.parsing import parse_labels, to_indicator
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A leaderboard over runs: one row per model x task x strategy filter, with bootstrap CIs.
 
 Point values come from each results JSON; 95% intervals from resampling the docs in the samples
-file written beside it (`lm_eval_mlc.bootstrap`). Runs whose task versions, `--limit`, shot
+file written beside it (`lm_eval_mlc.reports.bootstrap`). Runs whose task versions, `--limit`, shot
 count or doc count differ are flagged, in each row of that task and in `warnings`. The any-place
 estimates carry their own uncertainty in an `estimate` column: `marginal` is a lower bound
 short by at most its mean `marginal_unexplored`, `sampled` a sample share with its mean 95 %
@@ -22,8 +22,14 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
-from lm_eval_mlc.bootstrap import aggregation_for, bootstrap_ci
-from lm_eval_mlc.runs import RunResults, filter_sort_key, load_run, metric_sort_key, read_samples
+from lm_eval_mlc.reports.bootstrap import aggregation_for, bootstrap_ci
+from lm_eval_mlc.reports.runs import (
+    RunResults,
+    filter_sort_key,
+    load_run,
+    metric_sort_key,
+    read_samples,
+)
 
 Format = Literal["md", "csv", "html"]
 FORMATS: tuple[str, ...] = ("md", "csv", "html")

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from lm_eval_mlc import metrics
-from lm_eval_mlc.decision_rules import RULES, fit_threshold, predict, rule_score
-from lm_eval_mlc.label_parsing import to_indicator
-from lm_eval_mlc.payload import load_payload
+from lm_eval_mlc.core.parsing import to_indicator
+from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.core.rules import RULES, fit_threshold, predict, rule_score
 
 
 def first_steps(samples: Sequence[dict[str, Any]]) -> tuple[np.ndarray, list[dict], np.ndarray]:

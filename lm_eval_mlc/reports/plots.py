@@ -19,8 +19,8 @@ import numpy as np
 
 from lm_eval_mlc import metrics
 from lm_eval_mlc._io import atomic_path
-from lm_eval_mlc.payload import load_payload
-from lm_eval_mlc.runs import RunResults, filter_sort_key, load_run, read_samples
+from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.reports.runs import RunResults, filter_sort_key, load_run, read_samples
 
 NONE_COLOR = "#d9d9d9"  # the "none / stop" mass of a step
 INK = "#333333"

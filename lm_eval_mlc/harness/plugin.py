@@ -3,7 +3,7 @@
 Used by the startup hook (`_startup.py`), by `lm-eval-mlc run`, and from Python::
 
     from lm_eval import simple_evaluate
-    from lm_eval_mlc.plugin import task_manager
+    from lm_eval_mlc.harness.plugin import task_manager
 
     simple_evaluate(model="hf-mlc", model_args="pretrained=...", tasks=["goemotions_ml"],
                     task_manager=task_manager())
@@ -18,7 +18,7 @@ from typing import Any
 from lm_eval_mlc._paths import TASKS_DIR
 
 MODEL_NAME = "hf-mlc"
-MODEL_TARGET = "lm_eval_mlc.models.hf_mlc:HFMultiLabelLM"
+MODEL_TARGET = "lm_eval_mlc.harness.hf_mlc:HFMultiLabelLM"
 
 
 def with_task_paths(include_path: Any) -> list[str | Path]:
@@ -101,7 +101,7 @@ def activate() -> None:
     from lm_eval.config.evaluate_config import EvaluatorConfig
     from lm_eval.tasks import TaskManager
 
-    from lm_eval_mlc.cache_key import key_cache_by_model
+    from lm_eval_mlc.harness.cache_key import key_cache_by_model
 
     register_model()
     add_task_paths(TaskManager)

@@ -14,7 +14,7 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from lm_eval_mlc.payload import load_payload
+from lm_eval_mlc.core.payload import load_payload
 
 View = dict[str, Any]
 

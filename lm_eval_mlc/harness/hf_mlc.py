@@ -4,7 +4,7 @@ It keeps every argument of `HFLM` (`pretrained`, `gguf_file`, `dtype`, `device`,
 including `auto`, `mixed_precision_dtype`, `think_end_token`, chat templates, `parallelize`,
 `accelerate launch`) and its greedy generation; the answer text is exactly what `hf` returns.
 For requests of a multi-label task (docs carrying `label_names`) the response is a JSON payload
-(`lm_eval_mlc.payload`) holding that text, the exact label distribution at every label step and
+(`lm_eval_mlc.core.payload`) holding that text, the exact label distribution at every label step and
 each strategy's P(label); other requests get plain text, exactly as from `hf`.
 
 Cost: the prompt is prefilled once, by generation, into a private full-attention
@@ -52,16 +52,16 @@ from tqdm import tqdm
 from transformers import DynamicCache
 
 from lm_eval_mlc.core.matching import LabelSpan, closes_item, label_spans, parse_labels
-from lm_eval_mlc.models.label_scoring import (
+from lm_eval_mlc.core.payload import dump_payload
+from lm_eval_mlc.core.strategies import STEP_STRATEGIES, step_records, step_strategies
+from lm_eval_mlc.scoring.label_scoring import (
     LabelStep,
     StepScores,
     check_full_cache,
     prune_spellings,
     score_label_steps_rows,
 )
-from lm_eval_mlc.models.marginal import LabelDetector, Node, cached_expander, tree_marginal
-from lm_eval_mlc.models.tree_attention import cache_argument, check_attention_implementation
-from lm_eval_mlc.payload import dump_payload
+from lm_eval_mlc.scoring.marginal import LabelDetector, Node, cached_expander, tree_marginal
 from lm_eval_mlc.scoring.tokenization import (
     InContext,
     continuation_text,
@@ -69,7 +69,7 @@ from lm_eval_mlc.scoring.tokenization import (
     label_token_ids_batch,
     token_texts,
 )
-from lm_eval_mlc.step_distributions import STEP_STRATEGIES, step_records, step_strategies
+from lm_eval_mlc.scoring.tree_attention import cache_argument, check_attention_implementation
 
 logger = logging.getLogger(__name__)
 

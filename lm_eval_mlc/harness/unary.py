@@ -14,7 +14,7 @@ a common prefix of both continuations, so they cancel::
 backend with prefix caching computes it once per doc.
 
 `process_results` turns the 2 x n_labels results into the same per-doc record as
-:func:`lm_eval_mlc.harness.process_results` (predicted set: P(yes) >= 0.5), so the same
+:func:`lm_eval_mlc.harness.records.process_results` (predicted set: P(yes) >= 0.5), so the same
 aggregations apply. `invalid_label_rate` has no meaning here and is not reported;
 `nonfinite_pairs` counts label questions whose log-likelihoods were NaN/inf (P(yes) = 0 there).
 """
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from lm_eval_mlc.harness import METRIC_KEYS
-from lm_eval_mlc.label_parsing import to_indicator
+from lm_eval_mlc.core.parsing import to_indicator
+from lm_eval_mlc.harness.records import METRIC_KEYS
 
 ANSWERS = ("Yes", "No")
 THRESHOLD = 0.5

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_mlc._io import read_json, write_atomic
-from lm_eval_mlc.runs import RunResults, filter_sort_key, load_run, metric_sort_key
+from lm_eval_mlc.reports.runs import RunResults, filter_sort_key, load_run, metric_sort_key
 
 FORMAT = "lm-eval-mlc-baseline"
 VERSION = 1

@@ -1,1 +1,0 @@
-"""Model wrappers registered with lm-eval (imported lazily through the registry)."""
