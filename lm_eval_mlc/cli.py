@@ -216,13 +216,13 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  lm-eval-mlc compare out_a/ out_b/\n"
         "  lm-eval-mlc compare out_a/ out_b/results_2026-01-01T00-00-00.json "
-        "--metrics micro_f1,ece,align_js --sort ece\n"
+        "--metrics micro_f1,ece_em10,align_js --sort ece_em10\n"
         "  lm-eval-mlc compare out_*/ --format html --out leaderboard.html\n"
         "  lm-eval-mlc compare out_*/ --format csv --draws 2000 --seed 1 > leaderboard.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compare.add_argument("runs", nargs="+", metavar="RUN_OR_JSON")
-    compare.add_argument("--metrics", default="micro_f1,macro_f1,ece", help="comma-separated")
+    compare.add_argument("--metrics", default="micro_f1,macro_f1,ece_em10", help="comma-separated")
     compare.add_argument("--sort", help="metric to rank by, best first (default: the first)")
     compare.add_argument("--format", choices=("md", "csv", "html"), default="md")
     compare.add_argument("--out", help="write here (atomically) instead of stdout")
@@ -268,7 +268,7 @@ def _add_gate(sub: argparse._SubParsersAction) -> None:
         "1: a metric regressed or is missing; 2: bad input or runs that are not comparable.",
         epilog="examples:\n"
         "  lm-eval-mlc gate out/ --write-baseline baseline.json\n"
-        "  lm-eval-mlc gate out/ --baseline baseline.json --tolerance micro_f1=0.02,ece=0.01\n"
+        "  lm-eval-mlc gate out/ --baseline baseline.json --tolerance micro_f1=0.02,ece_em10=0.01\n"
         "  lm-eval-mlc gate out/ --baseline baseline.json --metrics micro_f1 "
         "--tolerance micro_f1,max_over_steps=0.05",
         formatter_class=argparse.RawDescriptionHelpFormatter,

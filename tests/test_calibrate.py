@@ -216,7 +216,7 @@ def test_report_before_after_against_sklearn(runs):
         ]
     )
     assert row.after["brier"] == pytest.approx(np.mean((platt - y_test) ** 2), abs=1e-6)
-    assert row.after["ece"] == pytest.approx(
+    assert row.after["ece_em10"] == pytest.approx(
         metrics.expected_calibration_error(y_test, platt), abs=1e-6
     )
     # ... and validation-best thresholds (brute force) applied to test.
@@ -354,12 +354,13 @@ def test_calibrate_on_real_smollm2_runs(smollm2_lm, tmp_path):
     assert report["task"] == task and list(report["strategies"]) == ["none"]
     entry = report["strategies"]["none"]
     assert entry["n_validation"] == entry["n_test"] == 3
-    for key in ("micro_f1", "macro_f1", "ece", "brier"):
+    for key in ("micro_f1", "macro_f1", "ece_em10", "brier"):
         assert math.isfinite(entry["before"][key]) and math.isfinite(entry["after"][key])
     # "Before" is what lm-eval itself reported for the test run.
     (results_file,) = dirs["test"].glob("**/results_*.json")
     logged = json.loads(results_file.read_text())["results"][task]
-    assert entry["before"]["ece"] == pytest.approx(logged["ece,none"])
+    assert entry["before"]["ece_em10"] == pytest.approx(logged["ece_em10,none"])
+    assert logged["ece,none"] == logged["ece_em10,none"]  # the deprecated alias
     assert entry["before"]["micro_f1"] == pytest.approx(logged["micro_f1,none"])
     assert Calibration.load(cal_path).eval_split == "validation"
     # Applied to the validation run it was fitted on: refused.

@@ -27,6 +27,8 @@ def _check_task_results(task_results: dict, strategies: tuple[str, ...]) -> None
     for key in HIGHER_IS_BETTER:
         for strategy in ("generated", *strategies):
             _check_value(key, task_results[f"{key},{strategy}"])
+    for strategy in ("generated", *strategies):  # the deprecated alias: the same number
+        assert task_results[f"ece,{strategy}"] == task_results[f"ece_em10,{strategy}"]
 
 
 def _check_value(key: str, value: float) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from lm_eval_mlc import metrics
 from lm_eval_mlc.harness import records as harness
 
 NAMES = ["joy", "anger", "fear"]
@@ -80,3 +81,51 @@ def test_alignment_without_annotators_is_nan_with_one_warning(caplog):
     warnings = [r for r in caplog.records if "per-annotator" in r.getMessage()]
     assert len(warnings) == 1
     assert "2 of 2 docs" in warnings[0].getMessage()
+
+
+CALIBRATION_KEYS = ("ece_em10", "ece_ew10", "ece_1bin", "rms_ce", "mce", "ece")
+
+
+def _prob_records(seed: int, n_docs: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """Records of a probability view (as hf-mlc's strategies give), with their y and p."""
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 2, (n_docs, len(NAMES)))
+    probs = rng.random((n_docs, len(NAMES))) ** 2  # skewed, so the two binnings differ
+    records = [
+        harness.process_results(
+            _doc([name for name, on in zip(NAMES, y, strict=True) if on]),
+            [{"strategy": "first_step", "text": "[]", "probs": p.tolist(), "threshold": 0.5}],
+        )["ece_em10"]
+        for y, p in zip(y_true, probs, strict=True)
+    ]
+    return records, y_true, probs
+
+
+@pytest.mark.parametrize(("seed", "n_docs"), [(0, 4), (1, 9), (2, 40)])
+def test_calibration_aggregations_equal_the_functional_metrics(seed, n_docs):
+    records, y_true, probs = _prob_records(seed, n_docs)
+    ece = metrics.expected_calibration_error
+    expected = {
+        "ece_em10": ece(y_true, probs, n_bins=10, binning="equal_mass"),
+        "ece_ew10": ece(y_true, probs, n_bins=10, binning="equal_width"),
+        "ece_1bin": ece(y_true, probs, n_bins=1),
+        "rms_ce": metrics.root_mean_square_calibration_error(
+            y_true, probs, n_bins=10, binning="equal_mass"
+        ),
+        "mce": metrics.maximum_calibration_error(y_true, probs, n_bins=10, binning="equal_mass"),
+    }
+    got = {key: getattr(harness, key)(records) for key in CALIBRATION_KEYS}
+    for key, value in expected.items():
+        assert got[key] == value, key
+    assert got["ece"] == got["ece_em10"]  # the deprecated alias: the same number, exactly
+    assert got["ece_1bin"] == pytest.approx(abs(probs.mean() - y_true.mean()))
+    assert got["ece_em10"] <= got["rms_ce"] <= got["mce"]
+    if n_docs >= 9:  # enough pairs for the equal-width bins to differ from the equal-mass ones
+        assert got["ece_em10"] != got["ece_ew10"]
+
+
+def test_calibration_keys_are_listed_lower_is_better_with_ece_as_alias():
+    assert all(harness.HIGHER_IS_BETTER[key] is False for key in CALIBRATION_KEYS)
+    assert harness.DEPRECATED_ALIASES == {"ece": "ece_em10"}
+    assert set(CALIBRATION_KEYS) <= set(harness.METRIC_KEYS)
+    assert "deprecated" in harness.ece.__doc__.lower() and "ece_em10" in harness.ece.__doc__

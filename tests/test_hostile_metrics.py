@@ -31,8 +31,10 @@ from lm_eval_mlc.metrics import (
     expected_calibration_error,
     hamming_loss,
     jaccard,
+    maximum_calibration_error,
     multilabel_f1,
     roc_auc,
+    root_mean_square_calibration_error,
 )
 from lm_eval_mlc.metrics._alignment import BCE_EPS
 from lm_eval_mlc.metrics._checks import PROB_TOLERANCE
@@ -202,6 +204,22 @@ def test_ece_one_bin_and_one_pair_per_bin_are_the_bounds(problem, binning):
     if len(groups) == probs.size:  # no ties: each pair alone, ECE = mean |p - y|
         mae = np.abs(probs - y_true).mean()
         assert _ece(y_true, probs, probs.size, "equal_mass") == pytest.approx(mae)
+
+
+@PROPERTY
+@given(_prob_problems(), st.integers(1, 12), st.sampled_from(BINNINGS))
+def test_rmsce_and_mce_lie_between_their_bounds(problem, n_bins, binning):
+    # Within a bin (mean of p - y)^2 <= mean of (p - y)^2, so RMSCE <= sqrt(Brier); a bin's
+    # |mean gap| <= its largest |p - y|, so MCE <= max |p - y|. Both are >= ECE >= one-bin gap.
+    y_true, probs = problem
+    kw = {"n_bins": n_bins, "binning": binning}
+    rms = root_mean_square_calibration_error(y_true, probs, **kw)
+    mce = maximum_calibration_error(y_true, probs, **kw)
+    assert type(rms) is float and type(mce) is float
+    ece = _ece(y_true, probs, n_bins, binning)
+    assert ece - 1e-12 <= rms <= math.sqrt(np.mean((probs - y_true) ** 2)) + 1e-12
+    assert rms - 1e-12 <= mce <= np.abs(probs - y_true).max() + 1e-12
+    assert 0.0 <= mce <= 1.0
 
 
 @PROPERTY
@@ -421,6 +439,8 @@ _METRICS = [
     pytest.param(hamming_loss, ("y_true", "y_pred"), id="hamming"),
     pytest.param(exact_match, ("y_true", "y_pred"), id="exact"),
     pytest.param(expected_calibration_error, ("y_true", "probs"), id="ece"),
+    pytest.param(root_mean_square_calibration_error, ("y_true", "probs"), id="rmsce"),
+    pytest.param(maximum_calibration_error, ("y_true", "probs"), id="mce"),
     pytest.param(brier_score, ("y_true", "probs"), id="brier"),
     pytest.param(lambda a, b: roc_auc(a, b, average="macro"), ("y_true", "probs"), id="roc"),
     pytest.param(alignment_scores, ("probs", "annotator_probs"), id="alignment"),

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.distance import jensenshannon
+from sklearn.calibration import calibration_curve
 
 from lm_eval_mlc import metrics
 from lm_eval_mlc.metrics import (
@@ -23,8 +24,10 @@ from lm_eval_mlc.metrics import (
     expected_calibration_error,
     hamming_loss,
     jaccard,
+    maximum_calibration_error,
     multilabel_f1,
     roc_auc,
+    root_mean_square_calibration_error,
 )
 
 # Our metrics must not warn (e.g. "mean of empty slice") on any input exercised here.
@@ -229,9 +232,9 @@ def test_ece_equal_mass_hard_predictions_are_two_groups():
     assert expected_calibration_error(y_true, p, n_bins=3) == pytest.approx(0.5)
 
 
-def _ece_loop_equal_mass(y_true, probs, n_bins):
-    """Independent ECE: Python `sorted` on p, bin sizes by hand, each run of equal p in the bin
-    of its first sorted position (`list.index`), then one pass over the pairs."""
+def _loop_bins_equal_mass(y_true, probs, n_bins) -> list[list[tuple[float, int]]]:
+    """Independent equal-mass bins: Python `sorted` on p, bin sizes by hand, each run of equal p
+    in the bin of its first sorted position (`list.index`), then one pass over the pairs."""
     values = sorted(np.ravel(probs).tolist())
     n = len(values)
     position_bin: list[int] = []
@@ -240,23 +243,36 @@ def _ece_loop_equal_mass(y_true, probs, n_bins):
     bins: dict[int, list] = {}
     for p, y in zip(np.ravel(probs).tolist(), np.ravel(y_true).tolist(), strict=True):
         bins.setdefault(position_bin[values.index(p)], []).append((p, y))
-    total = 0.0
-    for chunk in bins.values():
-        mean_p = sum(p for p, _ in chunk) / len(chunk)
-        mean_y = sum(y for _, y in chunk) / len(chunk)
-        total += len(chunk) / n * abs(mean_p - mean_y)
-    return total
+    return list(bins.values())
 
 
-def _ece_loop_equal_width(y_true, probs, n_bins):
+def _loop_bins_equal_width(y_true, probs, n_bins) -> list[list[tuple[float, int]]]:
     bins: dict[int, list] = {}
     for p, y in zip(np.ravel(probs).tolist(), np.ravel(y_true).tolist(), strict=True):
         bins.setdefault(min(math.floor(p * n_bins), n_bins - 1), []).append((p, y))
-    n = np.size(probs)
-    return sum(
-        len(c) / n * abs(sum(p for p, _ in c) / len(c) - sum(y for _, y in c) / len(c))
-        for c in bins.values()
-    )
+    return list(bins.values())
+
+
+def _loop_scores(chunks) -> tuple[float, float, float]:
+    """(ECE, RMSCE, MCE) of non-empty bins of (p, y) pairs, in plain Python."""
+    n = sum(len(c) for c in chunks)
+    weights, gaps = [], []
+    for chunk in chunks:
+        mean_p = sum(p for p, _ in chunk) / len(chunk)
+        mean_y = sum(y for _, y in chunk) / len(chunk)
+        weights.append(len(chunk) / n)
+        gaps.append(abs(mean_p - mean_y))
+    ece = sum(w * g for w, g in zip(weights, gaps, strict=True))
+    rms = math.sqrt(sum(w * g * g for w, g in zip(weights, gaps, strict=True)))
+    return ece, rms, max(gaps)
+
+
+def _ece_loop_equal_mass(y_true, probs, n_bins):
+    return _loop_scores(_loop_bins_equal_mass(y_true, probs, n_bins))[0]
+
+
+def _ece_loop_equal_width(y_true, probs, n_bins):
+    return _loop_scores(_loop_bins_equal_width(y_true, probs, n_bins))[0]
 
 
 @pytest.mark.parametrize(
@@ -290,6 +306,131 @@ def test_ece_one_bin_is_gap_of_means(seed, binning):
 def test_ece_perfect_calibration_is_zero(binning):
     y_true, _ = _random_pair(5, 10, 6)
     assert expected_calibration_error(y_true, y_true.astype(float), binning=binning) == 0.0
+
+
+# --- RMS and maximum calibration error ----------------------------------------------------
+
+CALIBRATION_METRICS = (
+    expected_calibration_error,
+    root_mean_square_calibration_error,
+    maximum_calibration_error,
+)
+
+# Pairs (p, y) row-major: (.1, 0) (.3, 1) (.35, 0) (.7, 0) (.85, 1) (.95, 1), already sorted.
+Y_SIX, PROBS_SIX = [[0, 1, 0], [0, 1, 1]], [[0.1, 0.3, 0.35], [0.7, 0.85, 0.95]]
+
+
+def test_rms_and_max_calibration_error_equal_mass_hand_worked():
+    # 3 equal-mass bins of 2 pairs, each weight 1/3:
+    #   {.1, .3}:   mean p .2,   mean y .5 -> gap .3
+    #   {.35, .7}:  mean p .525, mean y 0  -> gap .525
+    #   {.85, .95}: mean p .9,   mean y 1  -> gap .1
+    # ECE   = (.3 + .525 + .1) / 3                  = .925 / 3     = .308333...
+    # RMSCE = sqrt((.09 + .275625 + .01) / 3)       = sqrt(.125208...) = .353848...
+    # MCE   = .525
+    args = (Y_SIX, PROBS_SIX)
+    assert expected_calibration_error(*args, n_bins=3) == pytest.approx(0.925 / 3)
+    assert root_mean_square_calibration_error(*args, n_bins=3) == pytest.approx(
+        math.sqrt(0.375625 / 3)
+    )
+    assert root_mean_square_calibration_error(*args, n_bins=3) == pytest.approx(0.3538479, abs=1e-7)
+    assert maximum_calibration_error(*args, n_bins=3) == pytest.approx(0.525)
+
+
+def test_rms_and_max_calibration_error_equal_width_hand_worked():
+    # 2 equal-width bins [0, .5) and [.5, 1], each 3 pairs (weight 1/2):
+    #   {.1, .3, .35}:  mean p .75 / 3 = .25,     mean y 1/3 -> gap 1/12
+    #   {.7, .85, .95}: mean p 2.5 / 3 = .8333.., mean y 2/3 -> gap 1/6
+    # ECE = (1/12 + 1/6) / 2 = .125;  RMSCE = sqrt((1/144 + 1/36) / 2) = sqrt(5/288) = .131762...
+    # MCE = 1/6.
+    kw = {"n_bins": 2, "binning": "equal_width"}
+    assert expected_calibration_error(Y_SIX, PROBS_SIX, **kw) == pytest.approx(0.125)
+    rms = root_mean_square_calibration_error(Y_SIX, PROBS_SIX, **kw)
+    assert rms == pytest.approx(math.sqrt(5 / 288))
+    assert rms == pytest.approx(0.1317616, abs=1e-7)
+    assert maximum_calibration_error(Y_SIX, PROBS_SIX, **kw) == pytest.approx(1 / 6)
+
+
+def test_max_calibration_error_skips_empty_bins_hand_worked():
+    # The sparse example of the ECE test above: bins [0, .25) and [.75, 1] hold two pairs each,
+    # gaps .375 and .05; the two empty bins between count neither as a gap of 0 nor at all.
+    # RMSCE = sqrt((.375^2 + .05^2) / 2) = sqrt(.0715625); MCE = .375.
+    kw = {"n_bins": 4, "binning": "equal_width"}
+    rms = root_mean_square_calibration_error(Y_SPARSE, PROBS_SPARSE, **kw)
+    assert rms == pytest.approx(math.sqrt(0.0715625))
+    assert maximum_calibration_error(Y_SPARSE, PROBS_SPARSE, **kw) == pytest.approx(0.375)
+
+
+def test_rms_and_max_calibration_error_default_to_ten_equal_mass_bins():
+    y_true, probs = _random_probs(7, 40, 3)
+    probs = probs**3
+    for metric in CALIBRATION_METRICS:
+        default = metric(y_true, probs)
+        assert default == metric(y_true, probs, n_bins=10, binning="equal_mass")
+        assert default != metric(y_true, probs, n_bins=10, binning="equal_width")
+    assert expected_calibration_error(y_true, probs) == _ece_loop_equal_mass(y_true, probs, 10)
+
+
+def _histogram_reference(y_true, probs, n_bins) -> tuple[float, float, float]:
+    """Equal-width (ECE, RMSCE, MCE): bin counts from `numpy.histogram` (explicit edges k / n,
+    the last bin closed), per-bin mean p and mean y from scikit-learn's `calibration_curve`."""
+    y, p = np.ravel(y_true), np.ravel(probs)
+    counts, _ = np.histogram(p, bins=np.arange(n_bins + 1) / n_bins)
+    mean_y, mean_p = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
+    weights = counts[counts > 0] / p.size
+    gaps = np.abs(mean_p - mean_y)
+    return (
+        float(np.sum(weights * gaps)),
+        float(np.sqrt(np.sum(weights * gaps**2))),
+        float(gaps.max()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("seed", "shape", "n_bins"),
+    [
+        pytest.param(0, (30, 5), 10, id="150-pairs-10-bins"),
+        pytest.param(1, (7, 3), 4, id="21-pairs-4-bins"),
+        pytest.param(2, (13, 11), 15, id="143-pairs-15-bins"),
+        pytest.param(3, (2, 3), 10, id="6-pairs-10-bins-sparse"),
+    ],
+)
+def test_calibration_errors_match_histogram_and_sklearn_equal_width(seed, shape, n_bins):
+    y_true, probs = _random_probs(seed, *shape)
+    probs = probs**2  # skewed: some width bins empty, others crowded
+    expected = _histogram_reference(y_true, probs, n_bins)
+    assert expected == pytest.approx(_loop_scores(_loop_bins_equal_width(y_true, probs, n_bins)))
+    got = tuple(m(y_true, probs, n_bins=n_bins, binning="equal_width") for m in CALIBRATION_METRICS)
+    assert got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("seed", "shape", "n_bins"),
+    [
+        pytest.param(0, (30, 5), 10, id="150-pairs-10-bins"),
+        pytest.param(1, (7, 3), 4, id="21-pairs-4-bins-uneven"),
+        pytest.param(4, (9, 2), 5, id="18-pairs-5-bins"),
+    ],
+)
+@pytest.mark.parametrize("tied", [False, True], ids=["distinct", "tied"])
+def test_calibration_errors_match_loop_reimplementation_equal_mass(seed, shape, n_bins, tied):
+    y_true, probs = _random_probs(seed, *shape)
+    if tied:  # coarse p: runs of ties straddle the bin edges
+        probs = np.round(probs * 4) / 4
+    expected = _loop_scores(_loop_bins_equal_mass(y_true, probs, n_bins))
+    got = tuple(m(y_true, probs, n_bins=n_bins) for m in CALIBRATION_METRICS)
+    assert got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("binning", ["equal_mass", "equal_width"])
+def test_rms_and_max_calibration_error_one_bin_and_perfect(binning):
+    y_true, probs = _random_probs(8, 9, 4)
+    for metric in (root_mean_square_calibration_error, maximum_calibration_error):
+        assert metric(y_true, probs, n_bins=1, binning=binning) == pytest.approx(
+            abs(probs.mean() - y_true.mean())
+        )
+        assert metric(y_true, y_true.astype(float), binning=binning) == 0.0
+        assert metric([[0, 1, 1]], [[2 / 3] * 3], n_bins=3, binning=binning) == 0.0
 
 
 # --- Brier -------------------------------------------------------------------------------
@@ -636,9 +777,12 @@ def _all_metrics(y_true, y_pred, probs, annot) -> dict[str, float]:
         out[f"jaccard_{average}"] = jaccard(y_true, y_pred, average=average)
     for binning in ("equal_mass", "equal_width"):
         for n_bins in (1, 3, 10):
-            out[f"ece_{binning}_{n_bins}"] = expected_calibration_error(
-                y_true, probs, n_bins=n_bins, binning=binning
+            kw = {"n_bins": n_bins, "binning": binning}
+            out[f"ece_{binning}_{n_bins}"] = expected_calibration_error(y_true, probs, **kw)
+            out[f"rmsce_{binning}_{n_bins}"] = root_mean_square_calibration_error(
+                y_true, probs, **kw
             )
+            out[f"mce_{binning}_{n_bins}"] = maximum_calibration_error(y_true, probs, **kw)
     return out
 
 
@@ -646,7 +790,7 @@ def _all_metrics(y_true, y_pred, probs, annot) -> dict[str, float]:
 @given(_problems())
 def test_bounded_metrics_lie_in_unit_interval(problem):
     for name, value in _all_metrics(*problem).items():
-        if name.startswith(("f1", "jaccard", "hamming", "exact", "ece", "brier")):
+        if name.startswith(("f1", "jaccard", "hamming", "exact", "ece", "rmsce", "mce", "brier")):
             assert 0.0 <= value <= 1.0, name
 
 
@@ -704,3 +848,25 @@ def test_ece_equal_mass_agrees_with_loop(problem, n_bins):
     y_true, _, probs, _ = problem
     expected = _ece_loop_equal_mass(y_true, probs, n_bins)
     assert expected_calibration_error(y_true, probs, n_bins=n_bins) == pytest.approx(expected)
+
+
+@PROPERTY
+@given(_problems(), st.integers(1, 12), st.sampled_from(["equal_mass", "equal_width"]))
+def test_ece_rmsce_mce_are_ordered(problem, n_bins, binning):
+    # Over the same bins with weights n_b / n summing to 1: the weighted mean of the gaps is at
+    # most their weighted root mean square (Jensen), which is at most the largest gap.
+    y_true, _, probs, _ = problem
+    ece, rms, mce = (m(y_true, probs, n_bins=n_bins, binning=binning) for m in CALIBRATION_METRICS)
+    assert all(type(v) is float and 0.0 <= v <= 1.0 for v in (ece, rms, mce))
+    assert ece <= rms + 1e-12
+    assert rms <= mce + 1e-12
+    expected = _loop_scores(
+        (_loop_bins_equal_mass if binning == "equal_mass" else _loop_bins_equal_width)(
+            y_true, probs, n_bins
+        )
+    )
+    # Equal width in plain Python bins by floor(p * n_bins), which may round across an edge
+    # k / n_bins that the metric compares exactly: compare only where no p lies near an edge.
+    near_edge = np.abs(probs * n_bins - np.round(probs * n_bins)) < 1e-9
+    if binning == "equal_mass" or not (near_edge & (probs > 0) & (probs < 1)).any():
+        assert (ece, rms, mce) == pytest.approx(expected, abs=1e-12)

@@ -112,7 +112,7 @@ def test_constant_labels_predict_their_rate_and_metrics_stay_finite():
     assert probe.classifiers[0] == 0.0 and isinstance(probe.classifiers[2], LogisticRegression)
     q = np.tile([0.0, 0.25, 0.5], (5, 1))
     scores = probe_metrics(np.zeros((5, 3), int), probs, q)
-    assert all(np.isfinite(scores[k]) for k in ("micro_f1", "ece", "brier", "align_bce"))
+    assert all(np.isfinite(scores[k]) for k in ("micro_f1", "ece_em10", "brier", "align_bce"))
     assert scores["align_mae"] == pytest.approx(np.mean(np.abs(probs - q)))
 
 
@@ -248,7 +248,7 @@ def test_cli_fits_scores_and_saves_on_a_tiny_model(
     assert report["apply_chat_template"] is False and report["model"] == "hf"
     # fixture train golds: joy; surprise+anger; none -> the other four labels never occur
     assert report["constant_labels"] == ["optimism", "admiration", "fear", "sadness"]
-    for key in ("micro_f1", "macro_f1", "ece", "brier"):
+    for key in ("micro_f1", "macro_f1", "ece_em10", "brier"):
         assert 0.0 <= report["metrics"][key] <= 1.0
     probe = joblib.load(probe_path)
     assert isinstance(probe, Probe) and probe.label_names == tuple(report["label_names"])
@@ -283,6 +283,6 @@ def test_smollm2_probe_on_convabuse_fits_annotator_fractions(data_dir, smollm2_l
     )
     assert (report["n_train"], report["n_test"], report["target"]) == (16, 6, "annotators")
     assert report["hidden_size"] == 576 and report["components"] == 15  # min(64, 575, 16 - 1)
-    for key in ("micro_f1", "ece", "brier", "align_mae", "align_bce", "align_brier"):
+    for key in ("micro_f1", "ece_em10", "brier", "align_mae", "align_bce", "align_brier"):
         assert np.isfinite(report["metrics"][key]), key
     assert len(probe.classifiers) == len(report["label_names"]) == 7

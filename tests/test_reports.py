@@ -126,9 +126,53 @@ def test_aggregation_is_read_from_the_task_config():
 # --- compare ----------------------------------------------------------------------------------
 
 
+def _old_run(tmp_path: Path) -> tuple[Path, list[dict]]:
+    """A run written before `ece` was renamed `ece_em10`: only `ece` in results and samples."""
+    rng = np.random.default_rng(0)
+    records = [
+        {"y_true": rng.integers(0, 2, 3).tolist(), "y_pred": [0, 1, 0],
+         "probs": rng.random(3).tolist(), "annotator_probs": [], "n_items": 1, "n_invalid": 0}
+        for _ in range(12)
+    ]  # fmt: skip
+    folder = tmp_path / "old" / "model"
+    folder.mkdir(parents=True)
+    stamp = "2026-01-01T00-00-00"
+    results = {
+        "micro_f1,generated": harness.micro_f1(records),
+        "ece,generated": harness.ece(records),
+    }
+    (folder / f"results_{stamp}.json").write_text(
+        json.dumps({"results": {"t": results}, "n-samples": {"t": {"effective": 12}}})
+    )
+    lines = [
+        {"doc_id": i, "filter": "generated", "micro_f1": r, "ece": r} for i, r in enumerate(records)
+    ]
+    (folder / f"samples_t_{stamp}.jsonl").write_text("\n".join(map(json.dumps, lines)))
+    return tmp_path / "old", records
+
+
+def test_an_old_run_reads_its_ece_as_ece_em10(tmp_path):
+    run, records = _old_run(tmp_path)
+    (result,) = load_run(run)
+    assert result.metrics("t")[("ece_em10", "generated")] == harness.ece_em10(records)
+    assert result.higher_is_better("t", "ece_em10") is False
+    new = build_leaderboard([run], metrics=["micro_f1", "ece_em10"], n_draws=50, progress=False)
+    old = build_leaderboard([run], metrics=["micro_f1", "ece"], n_draws=50, progress=False)
+    ((row_new,), (row_old,)) = new.rows, old.rows
+    assert row_new.values["ece_em10"] == row_old.values["ece"] == harness.ece(records)
+    assert row_new.ci["ece_em10"] == row_old.ci["ece"]  # intervals from the logged `ece` items
+    assert all(math.isfinite(v) for v in row_new.ci["ece_em10"])
+    # The gate accepts either name against a baseline of the old run.
+    baseline = tmp_path / "b.json"
+    write_baseline(run, baseline)
+    for name in ("ece", "ece_em10"):
+        rows = gate(run, baseline, tolerances={name: 0.0}, metrics=[name])
+        assert [row.metric for row in rows] == [name] and not rows[0].failed
+
+
 @pytest.mark.slow
 def test_compare_intervals_cover_the_logged_values(run_dir):
-    metrics = ["micro_f1", "macro_f1", "ece", "brier", "align_mae"]
+    metrics = ["micro_f1", "macro_f1", "ece_em10", "brier", "align_mae"]
     board = build_leaderboard([run_dir], metrics=metrics, n_draws=200, progress=False)
     (run,) = load_run(run_dir)
     assert {row.filter for row in board.rows} >= {"generated", "first_step", "max_over_steps"}
@@ -217,7 +261,7 @@ def test_show_prints_one_row_per_strategy_and_full_gives_the_harness_table(run_d
     assert exit_info.value.code == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     head = [c.strip() for c in lines[0].strip("|").split("|")]
-    metrics = ["micro_f1", "macro_f1", "ece", "brier", "roc_auc_micro", "align_mae",
+    metrics = ["micro_f1", "macro_f1", "ece_em10", "brier", "roc_auc_micro", "align_mae",
                "invalid_label_rate"]  # fmt: skip
     assert head == ["model", "task", "filter", "n", *metrics, "estimate", "flags"]
     (run,) = load_run(run_dir)

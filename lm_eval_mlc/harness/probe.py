@@ -151,7 +151,7 @@ def probe_metrics(
         "macro_f1": metrics.multilabel_f1(true, pred, average="macro"),
         "samples_f1": metrics.multilabel_f1(true, pred, average="samples"),
         "exact_match": metrics.exact_match(true, pred),
-        "ece": metrics.expected_calibration_error(true, p),
+        "ece_em10": metrics.expected_calibration_error(true, p, n_bins=10),
         "brier": metrics.brier_score(true, p),
         "roc_auc_micro": metrics.roc_auc(true, p, average="micro"),
         "roc_auc_macro": metrics.roc_auc(true, p, average="macro"),

@@ -157,15 +157,49 @@ def exact_match(items: Sequence[Record]) -> float:
     return metrics.exact_match(_stack(items, "y_true"), _stack(items, "y_pred"))
 
 
-def ece(items: Sequence[Record]) -> float:
-    """10-bin equal-mass ECE over all (doc, label) pairs."""
-    return metrics.expected_calibration_error(_stack(items, "y_true"), _stack(items, "probs"))
+def _gold_and_probs(items: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
+    return _stack(items, "y_true"), _stack(items, "probs")
+
+
+def ece_em10(items: Sequence[Record]) -> float:
+    """ECE over all (doc, label) pairs, 10 equal-mass bins (a run of equal p is never split)."""
+    y_true, probs = _gold_and_probs(items)
+    return metrics.expected_calibration_error(y_true, probs, n_bins=10, binning="equal_mass")
+
+
+def ece_ew10(items: Sequence[Record]) -> float:
+    """ECE over all (doc, label) pairs, 10 equal-width bins [0, .1), ..., [.9, 1]."""
+    y_true, probs = _gold_and_probs(items)
+    return metrics.expected_calibration_error(y_true, probs, n_bins=10, binning="equal_width")
 
 
 def ece_1bin(items: Sequence[Record]) -> float:
     """1-bin ECE, |mean p - mean y| (HELM reports it beside the 10-bin one)."""
-    y_true, probs = _stack(items, "y_true"), _stack(items, "probs")
+    y_true, probs = _gold_and_probs(items)
     return metrics.expected_calibration_error(y_true, probs, n_bins=1)
+
+
+def rms_ce(items: Sequence[Record]) -> float:
+    """Root-mean-square calibration error on the bins of `ece_em10` (10 equal-mass)."""
+    y_true, probs = _gold_and_probs(items)
+    return metrics.root_mean_square_calibration_error(
+        y_true, probs, n_bins=10, binning="equal_mass"
+    )
+
+
+def mce(items: Sequence[Record]) -> float:
+    """Maximum calibration error over the non-empty bins of `ece_em10` (10 equal-mass)."""
+    y_true, probs = _gold_and_probs(items)
+    return metrics.maximum_calibration_error(y_true, probs, n_bins=10, binning="equal_mass")
+
+
+def ece(items: Sequence[Record]) -> float:
+    """Deprecated alias of `ece_em10` (the same number), kept for one release; use `ece_em10`.
+
+    Upstream lm-eval's bare `ece` uses equal-width bins (our `ece_ew10`), so the bare name is
+    ambiguous across harnesses.
+    """
+    return ece_em10(items)
 
 
 def brier(items: Sequence[Record]) -> float:
@@ -237,8 +271,12 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "jaccard": True,
     "exact_match": True,
     "hamming_loss": False,
-    "ece": False,
+    "ece_em10": False,
+    "ece_ew10": False,
     "ece_1bin": False,
+    "rms_ce": False,
+    "mce": False,
+    "ece": False,  # deprecated alias of ece_em10 (DEPRECATED_ALIASES)
     "brier": False,
     "roc_auc_micro": True,
     "roc_auc_macro": True,
@@ -251,3 +289,5 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "invalid_label_rate": False,
 }
 METRIC_KEYS: tuple[str, ...] = tuple(HIGHER_IS_BETTER)
+#: Deprecated metric key -> the key it is an alias of (the same number); reported for one release.
+DEPRECATED_ALIASES: dict[str, str] = {"ece": "ece_em10"}

@@ -7,7 +7,12 @@ raters who chose each label (`annotator_probs`). Options are keyword-only. Bad a
 """
 
 from ._alignment import alignment_scores
-from ._calibration import brier_score, expected_calibration_error
+from ._calibration import (
+    brier_score,
+    expected_calibration_error,
+    maximum_calibration_error,
+    root_mean_square_calibration_error,
+)
 from ._classification import exact_match, hamming_loss, jaccard, multilabel_f1, roc_auc
 
 __all__ = [
@@ -17,6 +22,8 @@ __all__ = [
     "expected_calibration_error",
     "hamming_loss",
     "jaccard",
+    "maximum_calibration_error",
     "multilabel_f1",
     "roc_auc",
+    "root_mean_square_calibration_error",
 ]

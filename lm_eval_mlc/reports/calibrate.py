@@ -304,7 +304,7 @@ def scores(
     out = {
         "micro_f1": metrics.multilabel_f1(y_true, y_pred, average="micro"),
         "macro_f1": metrics.multilabel_f1(y_true, y_pred, average="macro"),
-        "ece": metrics.expected_calibration_error(y_true, probs),
+        "ece_em10": metrics.expected_calibration_error(y_true, probs, n_bins=10),
         "brier": metrics.brier_score(y_true, probs),
     }
     if annotators is not None:

@@ -22,6 +22,7 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
+from lm_eval_mlc.harness.records import DEPRECATED_ALIASES
 from lm_eval_mlc.reports.bootstrap import aggregation_for, bootstrap_ci
 from lm_eval_mlc.reports.runs import (
     RunResults,
@@ -125,7 +126,7 @@ def build_leaderboard(
                 rows.append(row)
                 config = (result.data.get("configs") or {}).get(task)
                 for metric in metrics:
-                    items = [s[metric] for s in samples.get(filter_name, []) if metric in s]
+                    items = _metric_items(samples.get(filter_name, []), metric)
                     if items:
                         jobs.append((row, metric, items, aggregation_for(metric, config)))
     total = len(jobs) * n_draws
@@ -139,6 +140,16 @@ def build_leaderboard(
             row.flags.append(", ".join(differing[row.task]) + " differ between runs")
     rows.sort(key=lambda r: _sort_key(r, sort, results[0].higher_is_better))
     return Leaderboard(metrics=list(metrics), rows=rows, warnings=warnings, level=level)
+
+
+def _metric_items(samples: list[dict], metric: str) -> list:
+    """The per-doc items logged under `metric`; in a run from before the metric was renamed,
+    those of its deprecated alias (`ece_em10` reads `ece`: the same record)."""
+    items = [s[metric] for s in samples if metric in s]
+    if not items:
+        alias = next((a for a, name in DEPRECATED_ALIASES.items() if name == metric), None)
+        items = [s[alias] for s in samples if alias in s] if alias else []
+    return items
 
 
 def _sort_key(row: Row, metric: str, direction: Callable[[str, str], bool | None]) -> tuple:

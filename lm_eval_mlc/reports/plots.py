@@ -215,7 +215,7 @@ def _reliability(data: _TaskData):
             [[c - p[b].min(), p[b].max() - c] for c, b in zip(conf, bins, strict=True)]
         ).T
         counts = [b.size for b in bins]
-        ece = metrics.expected_calibration_error(true, probs)
+        ece = metrics.expected_calibration_error(true, probs, n_bins=10, binning="equal_mass")
         ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="#999999", label="perfect calibration")
         ax.errorbar(conf, freq, xerr=spread, marker="o", ms=4, lw=1.2, elinewidth=0.7, capsize=2,
                     color="#1f4e79", label="bin (bar: its P range)")  # fmt: skip
@@ -227,7 +227,7 @@ def _reliability(data: _TaskData):
                         fontsize=6.5, color="#555555")  # fmt: skip
             last_x = x
         ax.set(xlim=(-0.03, 1.03), ylim=(-0.06, 1.08), aspect="equal")
-        ax.set_title(f"{strategy}  (ECE {ece:.3f})")
+        ax.set_title(f"{strategy}  (ece_em10 {ece:.3f})")
         ax.set_xlabel("mean predicted P(label) in bin")
         ax.set_ylabel("observed frequency of label in bin")
     axes[0].legend(loc="upper left", fontsize=6.5)

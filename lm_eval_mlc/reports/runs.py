@@ -110,7 +110,14 @@ class RunResults:
         return entry.get("effective")
 
     def metrics(self, task: str) -> dict[tuple[str, str], float]:
-        """`(metric, filter) -> value` from `results[task]`; stderr entries and aliases dropped."""
+        """`(metric, filter) -> value` from `results[task]`; stderr entries and aliases dropped.
+
+        A run from before a metric was renamed reports only its deprecated alias (`ece`); its
+        value is also given under the new name (`ece_em10`, the same number) where the run
+        lacks it, so the new names work on old runs too.
+        """
+        from lm_eval_mlc.harness.records import DEPRECATED_ALIASES
+
         out: dict[tuple[str, str], float] = {}
         for key, value in self.data["results"].get(task, {}).items():
             metric, sep, filter_name = key.partition(",")
@@ -118,6 +125,9 @@ class RunResults:
                 continue
             if isinstance(value, int | float):
                 out[(metric, filter_name)] = float(value)
+        for (metric, filter_name), value in list(out.items()):
+            if metric in DEPRECATED_ALIASES:
+                out.setdefault((DEPRECATED_ALIASES[metric], filter_name), value)
         return out
 
     def higher_is_better(self, task: str, metric: str) -> bool | None:

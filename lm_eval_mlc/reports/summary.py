@@ -2,9 +2,9 @@
 
 lm-eval's own table lists every metric of every strategy filter (about 144 rows per task, the
 first ones NaN for strategies that do not apply). Here each strategy is one row with micro/macro
-F1, ECE, Brier, ROC-AUC, alignment and the invalid-label rate, each with its 95 % bootstrap
-interval over the run's docs, and the any-place estimates' own uncertainty beside them (the
-`compare` leaderboard of this one run, in strategy order). `full=True` gives lm-eval's table.
+F1, ECE (`ece_em10`), Brier, ROC-AUC, alignment and the invalid-label rate, each with its 95 %
+bootstrap interval over the run's docs, and the any-place estimates' own uncertainty beside them
+(the `compare` leaderboard of this one run, in strategy order). `full=True` gives lm-eval's table.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from lm_eval_mlc.reports.runs import filter_sort_key, load_run
 SUMMARY_METRICS = (
     "micro_f1",
     "macro_f1",
-    "ece",
+    "ece_em10",
     "brier",
     "roc_auc_micro",
     "align_mae",
