@@ -121,6 +121,10 @@ def test_aggregation_is_read_from_the_task_config():
     assert aggregation_for("top1_top2_ratio", config) is harness.nanmedian
     assert aggregation_for("micro_f1", None) is harness.micro_f1
     assert aggregation_for("step_entropy", None) is harness.nanmean
+    # A metric key of ours is aggregated by its own function even where the stored source text
+    # is another's (lm-eval reads it from the file on disk at save time).
+    stale = {"metric_list": [{"metric": "align_mae", "aggregation": "def brier(items):"}]}
+    assert aggregation_for("align_mae", stale) is harness.align_mae
 
 
 # --- compare ----------------------------------------------------------------------------------

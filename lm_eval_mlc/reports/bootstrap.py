@@ -24,18 +24,23 @@ _DEF = re.compile(r"def\s+(\w+)\s*\(")
 
 
 def aggregation_for(metric: str, config: dict[str, Any] | None = None) -> Aggregate:
-    """The harness aggregation of `metric`, as the task config in a results JSON names it.
+    """The harness aggregation of `metric`.
 
-    lm-eval stores a `!function` aggregation as its source text (`def micro_f1(items): ...`);
-    the function name is looked up in `lm_eval_mlc.harness.records`. Without a config entry,
-    metric keys of the harness use their own aggregation and anything else the NaN-skipping mean.
+    Our metric keys (`records.METRIC_KEYS`) are aggregated by the function of that name, whatever
+    the results JSON says: lm-eval stores a `!function` aggregation as source text read from the
+    file on disk when it saves, so a file edited during a run records another function's text.
+    Other keys (the step diagnostics) take the function the task config names (`def
+    nanmedian(items): ...`, looked up in `lm_eval_mlc.harness.records`), else the NaN-skipping
+    mean.
     """
+    if metric in harness.METRIC_KEYS:
+        return getattr(harness, metric)
     for entry in (config or {}).get("metric_list", []):
         if entry.get("metric") == metric:
             match = _DEF.search(str(entry.get("aggregation", "")))
             if match and callable(getattr(harness, match.group(1), None)):
                 return getattr(harness, match.group(1))
-    return getattr(harness, metric) if metric in harness.METRIC_KEYS else harness.nanmean
+    return harness.nanmean
 
 
 def bootstrap_ci(
