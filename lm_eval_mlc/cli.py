@@ -90,7 +90,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     rules.add_argument("--validation", required=True, help="output folder of the validation run")
     rules.add_argument("--test", required=True, help="output folder of the test run")
-    rules.add_argument("--task", default="goemotions_ml")
+    rules.add_argument(
+        "--task",
+        default="goemotions_ml",
+        help="task of both runs to fit and report (goemotions_ml)",
+    )
     rules.add_argument("--output", help="write the report as JSON here (atomically)")
     _add_show(sub)
     _add_plot(sub)
@@ -184,7 +188,7 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
         "show",
         help="compact results of one run: a row per task x strategy, with 95%% intervals",
         description="One row per task x strategy filter with micro/macro F1, ECE, Brier, "
-        "ROC-AUC, alignment and the invalid-label rate, each with its 95%% bootstrap interval "
+        "ROC-AUC, alignment and the invalid-label rate, each with its 95% bootstrap interval "
         "over the run's docs, and the any-place estimates' bound or interval width. Reads what "
         "lm_eval --output_path ... --log_samples wrote.",
     )
@@ -210,7 +214,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "compare",
         help="leaderboard of runs with bootstrap confidence intervals (md, csv, html)",
         description="One row per model x task x strategy filter, the chosen metrics as columns "
-        "with 95%% bootstrap intervals over the docs of each run's samples file (resampled with "
+        "with 95% bootstrap intervals over the docs of each run's samples file (resampled with "
         "a fixed seed). Runs whose task version, --limit, n-shot or doc count differ are "
         "flagged in the table and on stderr.",
         epilog="examples:\n"
