@@ -50,6 +50,17 @@ def _results_file(run_dir: Path) -> Path:
     return path
 
 
+def _edit_samples(run_dir: Path, dest: Path, edit) -> Path:
+    """A copy of the run whose every logged sample `edit(sample)` changed in place."""
+    shutil.copytree(run_dir, dest)
+    (path,) = dest.glob("**/samples_*.jsonl")
+    samples = [json.loads(line) for line in path.read_text().splitlines()]
+    for sample in samples:
+        edit(sample)
+    path.write_text("".join(json.dumps(sample) + "\n" for sample in samples))
+    return dest
+
+
 def _edit_results(run_dir: Path, dest: Path, edit) -> Path:
     """A copy of the run whose results JSON `edit(data)` changed in place."""
     shutil.copytree(run_dir, dest)
@@ -395,17 +406,12 @@ def test_plot_writes_every_figure(run_dir, tmp_path):
 def test_plot_skips_the_scatter_without_annotators(run_dir, tmp_path):
     from lm_eval_mlc.reports.plots import plot_run
 
-    copy = tmp_path / "no_raters"
-    shutil.copytree(run_dir, copy)
-    (path,) = copy.glob("**/samples_*.jsonl")
-    lines = []
-    for line in path.read_text().splitlines():
-        sample = json.loads(line)
+    def no_raters(sample):
         for value in sample.values():
             if isinstance(value, dict) and "annotator_probs" in value:
                 value["annotator_probs"] = []
-        lines.append(json.dumps(sample))
-    path.write_text("\n".join(lines) + "\n")
+
+    copy = _edit_samples(run_dir, tmp_path / "no_raters", no_raters)
     report = plot_run(copy, out=tmp_path / "figs")
     assert any("annotator_scatter skipped" in note for note in report.notes)
     assert not (tmp_path / "figs" / f"{TASK}_annotator_scatter.png").exists()
@@ -416,19 +422,14 @@ def test_plot_skips_the_scatter_without_annotators(run_dir, tmp_path):
 def test_plot_skips_the_any_place_figure_without_those_strategies(run_dir, tmp_path):
     from lm_eval_mlc.reports.plots import plot_run
 
-    copy = tmp_path / "no_marginal"
-    shutil.copytree(run_dir, copy)
-    (path,) = copy.glob("**/samples_*.jsonl")
-    lines = []
-    for line in path.read_text().splitlines():
-        sample = json.loads(line)
+    def no_any_place(sample):
         payload = json.loads(sample["resps"][0][0])
         for key in ("marginal", "sampled"):
             payload["strategies"].pop(key)
         sample["resps"] = [[json.dumps(payload)]]
         sample["filtered_resps"] = [json.dumps(payload)]
-        lines.append(json.dumps(sample))
-    path.write_text("\n".join(lines) + "\n")
+
+    copy = _edit_samples(run_dir, tmp_path / "no_marginal", no_any_place)
     report = plot_run(copy, out=tmp_path / "figs")
     assert any("any_place skipped" in note and "marginal" in note for note in report.notes)
     assert not (tmp_path / "figs" / f"{TASK}_any_place.png").exists()

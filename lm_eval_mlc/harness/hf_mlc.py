@@ -363,8 +363,9 @@ class HFMultiLabelLM(HFLM):
             )
         texts: list[str] = []
         prepared: dict[int, _Prepared] = {}
+        gen_rows = out.sequences[:, ctx_len:].tolist()
         for row, row_names in enumerate(names_per_row):
-            gen_ids = out.sequences[row, ctx_len:].tolist()
+            gen_ids = gen_rows[row]
             if not row_names:
                 texts.append(self._hf_text(gen_ids, until))
                 continue
@@ -398,8 +399,7 @@ class HFMultiLabelLM(HFLM):
                 result = self._marginal(
                     _row_cache(cache, row, len(requests)), prep.pad, ctx_len,
                     prep.root_logprobs, prep.label_names, until, max_gen_toks, options,
-                    greedy=(out.sequences[row, ctx_len:].tolist(),
-                            [step[row] for step in out.logits]),
+                    greedy=(gen_rows[row], [step[row] for step in out.logits]),
                 )  # fmt: skip
                 payload["strategies"]["marginal"] = np.clip(result.probs, 0, 1).tolist()
                 payload["marginal_unexplored"] = min(result.unexplored, 1.0)

@@ -203,17 +203,17 @@ def ece(items: Sequence[Record]) -> float:
 
 
 def brier(items: Sequence[Record]) -> float:
-    return metrics.brier_score(_stack(items, "y_true"), _stack(items, "probs"))
+    return metrics.brier_score(*_gold_and_probs(items))
 
 
 def roc_auc_micro(items: Sequence[Record]) -> float:
     """ROC-AUC over all (doc, label) pairs; NaN when the gold pairs are all 0 or all 1."""
-    return metrics.roc_auc(_stack(items, "y_true"), _stack(items, "probs"), average="micro")
+    return metrics.roc_auc(*_gold_and_probs(items), average="micro")
 
 
 def roc_auc_macro(items: Sequence[Record]) -> float:
     """Mean per-label ROC-AUC over labels whose gold column is not constant."""
-    return metrics.roc_auc(_stack(items, "y_true"), _stack(items, "probs"), average="macro")
+    return metrics.roc_auc(*_gold_and_probs(items), average="macro")
 
 
 def invalid_label_rate(items: Sequence[Record]) -> float:

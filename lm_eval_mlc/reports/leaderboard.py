@@ -30,6 +30,7 @@ from lm_eval_mlc.reports.runs import (
     load_run,
     metric_sort_key,
     read_samples,
+    reported_metrics,
 )
 
 Format = Literal["md", "csv", "html"]
@@ -82,7 +83,7 @@ def build_leaderboard(
     if sort not in metrics:
         raise ValueError(f"Expected `sort` to be one of {metrics}, but got '{sort}'.")
     results = [result for run in runs for result in load_run(run)]
-    reported = {m for result in results for task in result.tasks for m, _ in result.metrics(task)}
+    reported = reported_metrics(results)
     unknown = [m for m in metrics if m not in reported]
     if unknown:
         raise ValueError(

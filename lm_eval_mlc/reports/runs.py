@@ -157,6 +157,11 @@ def load_results(path: str | Path) -> RunResults:
     return RunResults(path, data)
 
 
+def reported_metrics(results: list[RunResults]) -> set[str]:
+    """Every metric name that some task of some run reports (under any filter)."""
+    return {m for result in results for task in result.tasks for m, _ in result.metrics(task)}
+
+
 def load_run(path: str | Path) -> list[RunResults]:
     """The results of a run: a results JSON itself, or the newest one in each model folder."""
     path = Path(path)

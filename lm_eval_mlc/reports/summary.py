@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lm_eval_mlc.reports.leaderboard import build_leaderboard, to_markdown
-from lm_eval_mlc.reports.runs import filter_sort_key, load_run
+from lm_eval_mlc.reports.runs import filter_sort_key, load_run, reported_metrics
 
 #: Columns of the compact table, in order; those a run does not report are left out.
 SUMMARY_METRICS = (
@@ -33,7 +33,7 @@ def summary(run: str | Path, *, full: bool = False, n_draws: int = 1000, seed: i
         from lm_eval.utils import make_table
 
         return "\n".join(make_table(result.data) for result in results)
-    reported = {m for r in results for t in r.tasks for m, _ in r.metrics(t)}
+    reported = reported_metrics(results)
     metrics = [m for m in SUMMARY_METRICS if m in reported]
     if not metrics:
         raise ValueError(
