@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-#: Strategies computed from one greedy pass; `marginal` needs the tree search.
-STEP_STRATEGIES = ("first_step", "max_over_steps", "conditional", "joint")
+from lm_eval_mlc.core.registry import STEP_STRATEGIES
 
 
 def entropy_bits(p: np.ndarray) -> float:

@@ -51,9 +51,10 @@ from scipy.stats import binomtest
 from tqdm import tqdm
 from transformers import DynamicCache
 
+from lm_eval_mlc.core import registry
 from lm_eval_mlc.core.matching import LabelSpan, closes_item, label_spans, parse_labels
 from lm_eval_mlc.core.payload import dump_payload
-from lm_eval_mlc.core.strategies import STEP_STRATEGIES, step_records, step_strategies
+from lm_eval_mlc.core.strategies import step_records, step_strategies
 from lm_eval_mlc.scoring.label_scoring import (
     LabelStep,
     StepScores,
@@ -73,8 +74,8 @@ from lm_eval_mlc.scoring.tree_attention import cache_argument, check_attention_i
 
 logger = logging.getLogger(__name__)
 
-ALL_STRATEGIES = ("generated", *STEP_STRATEGIES, "marginal", "sampled")
-DEFAULT_STRATEGIES = ("generated", *STEP_STRATEGIES)
+ALL_STRATEGIES = registry.STRATEGY_NAMES
+DEFAULT_STRATEGIES = registry.DEFAULT_STRATEGIES
 TRUNCATION = ("error", "left")
 
 #: Spellings scored for every label at every step (recorded in the payload's `options`).

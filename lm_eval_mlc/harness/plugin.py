@@ -59,7 +59,9 @@ def register_model() -> None:
 
 def _is_ours(task_manager: Any, name: str) -> bool:
     """A task or group of this package, or a user's task built on our loaders (its template)."""
-    entry = task_manager.task_index.get(name)
+    # `task_index` on lm-eval 0.4, `_task_index` on 0.5 (same entries: yaml_path, cfg).
+    index = getattr(task_manager, "task_index", None) or getattr(task_manager, "_task_index", {})
+    entry = index.get(name)
     path = getattr(entry, "yaml_path", None)
     if path is not None and Path(TASKS_DIR).resolve() in Path(path).resolve().parents:
         return True
@@ -76,7 +78,10 @@ def check_task_data(task_names: Any, task_manager: Any) -> None:
     names = [name for name in task_names or [] if isinstance(name, str)]
     ours = [name for name in names if _is_ours(task_manager, name)]
     if ours:
-        task_manager.load(ours)
+        loaded = task_manager.load(ours)
+        for task in loaded["tasks"].values():
+            # lm-eval 0.4 reads data when it builds a task; 0.5 on first use of `dataset`.
+            _ = task.dataset
 
 
 def add_data_check(evaluator_config_cls: type) -> None:

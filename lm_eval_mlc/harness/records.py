@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from lm_eval_mlc import metrics
+from lm_eval_mlc.core import registry
 from lm_eval_mlc.core.parsing import parse_labels, to_indicator
 
 logger = logging.getLogger(__name__)
@@ -263,31 +264,9 @@ def align_js_docs(items: Sequence[Record]) -> float:
     return _alignment(items, "align_js_docs")
 
 
-#: Metric key -> higher is better (None: a diagnostic count); the order task YAMLs list them in.
+#: Record metric key -> higher is better (None: a count), in table order (from the registry).
 HIGHER_IS_BETTER: dict[str, bool | None] = {
-    "micro_f1": True,
-    "macro_f1": True,
-    "samples_f1": True,
-    "jaccard": True,
-    "exact_match": True,
-    "hamming_loss": False,
-    "ece_em10": False,
-    "ece_ew10": False,
-    "ece_1bin": False,
-    "rms_ce": False,
-    "mce": False,
-    "ece": False,  # deprecated alias of ece_em10 (DEPRECATED_ALIASES)
-    "brier": False,
-    "roc_auc_micro": True,
-    "roc_auc_macro": True,
-    "align_mae": False,
-    "align_brier": False,
-    "align_bce": False,
-    "align_js_bern": False,
-    "align_js": False,
-    "align_js_docs": None,
-    "invalid_label_rate": False,
+    m.name: m.higher_is_better for m in registry.METRICS if m.record
 }
-METRIC_KEYS: tuple[str, ...] = tuple(HIGHER_IS_BETTER)
-#: Deprecated metric key -> the key it is an alias of (the same number); reported for one release.
-DEPRECATED_ALIASES: dict[str, str] = {"ece": "ece_em10"}
+METRIC_KEYS: tuple[str, ...] = registry.RECORD_KEYS
+DEPRECATED_ALIASES: dict[str, str] = registry.DEPRECATED_ALIASES

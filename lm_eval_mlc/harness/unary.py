@@ -28,14 +28,16 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
+from lm_eval_mlc.core import registry
 from lm_eval_mlc.core.parsing import to_indicator
-from lm_eval_mlc.harness.records import METRIC_KEYS
 
 ANSWERS = ("Yes", "No")
 THRESHOLD = 0.5
 
-#: The metrics a unary task reports (the generative ones minus invalid_label_rate).
-UNARY_METRIC_KEYS: tuple[str, ...] = tuple(k for k in METRIC_KEYS if k != "invalid_label_rate")
+#: The record metrics a unary task reports (the generative ones minus invalid_label_rate).
+UNARY_METRIC_KEYS: tuple[str, ...] = tuple(
+    m.name for m in registry.task_metrics("unary") if m.record
+)
 
 
 def doc_to_choice(doc: Mapping[str, Any]) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
-from lm_eval_mlc.harness.records import DEPRECATED_ALIASES
+from lm_eval_mlc.core.registry import DEPRECATED_ALIASES, ESTIMATE_QUALITY
 from lm_eval_mlc.reports.bootstrap import aggregation_for, bootstrap_ci
 from lm_eval_mlc.reports.runs import (
     RunResults,
@@ -35,8 +35,6 @@ from lm_eval_mlc.reports.runs import (
 
 Format = Literal["md", "csv", "html"]
 FORMATS: tuple[str, ...] = ("md", "csv", "html")
-# Filter -> the metric saying how far its numbers can be from the truth (shown beside them).
-ESTIMATE_QUALITY = {"marginal": "marginal_unexplored", "sampled": "sampled_ci_width"}
 # A marginal whose unexplored mass is at least this is flagged: it bounds little.
 UNEXPLORED_FLAG = 0.5
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lm_eval_mlc.core.registry import DEPRECATED_ALIASES, METRICS, METRICS_BY_NAME, STRATEGY_NAMES
+
 
 def samples_file(run: str | Path, task: str) -> Path:
     """The newest samples file of `task` under a run folder (or the file itself)."""
@@ -116,8 +118,6 @@ class RunResults:
         value is also given under the new name (`ece_em10`, the same number) where the run
         lacks it, so the new names work on old runs too.
         """
-        from lm_eval_mlc.harness.records import DEPRECATED_ALIASES
-
         out: dict[tuple[str, str], float] = {}
         for key, value in self.data["results"].get(task, {}).items():
             metric, sep, filter_name = key.partition(",")
@@ -132,10 +132,10 @@ class RunResults:
 
     def higher_is_better(self, task: str, metric: str) -> bool | None:
         """The direction the results JSON records, else the plugin's own, else None."""
-        from lm_eval_mlc.harness.records import HIGHER_IS_BETTER
-
         recorded = (self.data.get("higher_is_better") or {}).get(task, {}).get(metric)
-        return recorded if isinstance(recorded, bool) else HIGHER_IS_BETTER.get(metric)
+        if isinstance(recorded, bool):
+            return recorded
+        return METRICS_BY_NAME[metric].higher_is_better if metric in METRICS_BY_NAME else None
 
     def samples_path(self, task: str) -> Path | None:
         """The samples file written with this results file, None when samples were not logged."""
@@ -181,16 +181,7 @@ def load_run(path: str | Path) -> list[RunResults]:
 
 
 #: Strategy filters in the order the README lists them; others sort after, by name.
-FILTER_ORDER: tuple[str, ...] = (
-    "none",
-    "generated",
-    "first_step",
-    "max_over_steps",
-    "conditional",
-    "joint",
-    "marginal",
-    "sampled",
-)
+FILTER_ORDER: tuple[str, ...] = ("none", *STRATEGY_NAMES)
 
 
 def filter_sort_key(name: str) -> tuple[int, str]:
@@ -198,7 +189,8 @@ def filter_sort_key(name: str) -> tuple[int, str]:
 
 
 def metric_sort_key(name: str) -> tuple[int, str]:
-    """Metrics in the order task YAMLs list them; diagnostics after, by name."""
-    from lm_eval_mlc.harness.records import METRIC_KEYS
+    """Metrics in the order task YAMLs list them; others after, by name."""
+    return (_METRIC_ORDER.get(name, len(_METRIC_ORDER)), name)
 
-    return (METRIC_KEYS.index(name) if name in METRIC_KEYS else len(METRIC_KEYS), name)
+
+_METRIC_ORDER = {m.name: i for i, m in enumerate(METRICS)}
