@@ -12,7 +12,7 @@ import pytest
 
 from lm_eval_mlc import cli
 from lm_eval_mlc._paths import TASKS_DIR
-from lm_eval_mlc.harness.plugin import with_task_paths
+from lm_eval_mlc.harness.plugin import add_task_paths, discovers_our_tasks, with_task_paths
 
 PROBE = """
 import json
@@ -60,7 +60,48 @@ def test_entry_points_for_upstream_plugin_discovery_resolve():
     (model,) = importlib.metadata.entry_points(group="lm_eval.models", name="hf-mlc")
     assert model.load().__name__ == "HFMultiLabelLM"
     (tasks,) = importlib.metadata.entry_points(group="lm_eval.tasks", name="lm_eval_mlc")
-    assert Path(tasks.load(), "goemotions_ml", "goemotions_ml.yaml").is_file()
+    assert tasks.value == "lm_eval_mlc.tasks"  # an importable package, upstream's form (#4015)
+    folder = Path(tasks.load().__file__).parent
+    assert (folder / "goemotions_ml" / "goemotions_ml.yaml").is_file()
+    assert folder.resolve() == Path(TASKS_DIR).resolve()
+
+
+class _Entry:
+    def __init__(self, yaml_path):
+        self.yaml_path = yaml_path
+
+
+def _task_manager_cls(discovered: list):
+    """A TaskManager stand-in whose lm-eval found `discovered` task files by itself."""
+
+    class TaskManager:
+        inits = []
+
+        def __init__(self, include_path=None, include_defaults=True, **kwargs):
+            TaskManager.inits.append(include_path)
+            self.task_index = {str(i): _Entry(p) for i, p in enumerate(discovered)}
+
+    return TaskManager
+
+
+def test_task_hook_steps_aside_when_lm_eval_discovers_our_tasks(tmp_path):
+    ours = Path(TASKS_DIR, "goemotions_ml", "goemotions_ml.yaml")
+    discovering = _task_manager_cls([ours])
+    add_task_paths(discovering)
+    discovering(include_path=str(tmp_path))
+    assert discovering.inits[-1] == str(tmp_path)  # not patched: the user's paths untouched
+
+    plain = _task_manager_cls([tmp_path / "other.yaml"])
+    add_task_paths(plain)
+    plain(include_path=str(tmp_path))
+    assert plain.inits[-1] == [TASKS_DIR, str(tmp_path)]
+
+
+def test_the_installed_lm_eval_is_probed_not_versioned():
+    from lm_eval.tasks import TaskManager
+
+    # Neither 0.4.13 nor 0.5.0.dev1 reads `lm_eval.tasks` entry points: the hook is needed.
+    assert discovers_our_tasks(TaskManager) is False
 
 
 def test_task_paths_are_added_once_and_before_user_paths(tmp_path):

@@ -34,10 +34,36 @@ def with_task_paths(include_path: Any) -> list[str | Path]:
     return paths
 
 
-def add_task_paths(task_manager_cls: type) -> None:
-    """Patch `TaskManager.__init__` so every instance also indexes our tasks (idempotent)."""
+def _task_index(task_manager: Any) -> dict:
+    """Name -> index entry (`task_index` on lm-eval 0.4, `_task_index` on 0.5; same fields)."""
+    return getattr(task_manager, "task_index", None) or getattr(task_manager, "_task_index", {})
+
+
+def _in_tasks_dir(entry: Any) -> bool:
+    path = getattr(entry, "yaml_path", None)
+    return path is not None and Path(TASKS_DIR).resolve() in Path(path).resolve().parents
+
+
+def discovers_our_tasks(task_manager_cls: type) -> bool:
+    """True when lm-eval itself indexes our tasks (its `lm_eval.tasks` entry-point discovery).
+
+    Probed, not read from a version: a `TaskManager` without lm-eval's own folder indexes only
+    what lm-eval discovers by itself, in microseconds; on releases without the feature, nothing.
+    """
     init = task_manager_cls.__init__
-    if getattr(init, "_lm_eval_mlc", False):
+    init = getattr(init, "__wrapped__", init) if getattr(init, "_lm_eval_mlc", False) else init
+    probe = task_manager_cls.__new__(task_manager_cls)
+    init(probe, include_defaults=False)  # lm-eval's own __init__, never our patch
+    return any(_in_tasks_dir(entry) for entry in _task_index(probe).values())
+
+
+def add_task_paths(task_manager_cls: type) -> None:
+    """Patch `TaskManager.__init__` so every instance also indexes our tasks (idempotent).
+
+    Steps aside when lm-eval already discovers them (see :func:`discovers_our_tasks`).
+    """
+    init = task_manager_cls.__init__
+    if getattr(init, "_lm_eval_mlc", False) or discovers_our_tasks(task_manager_cls):
         return
 
     @functools.wraps(init)
@@ -49,7 +75,10 @@ def add_task_paths(task_manager_cls: type) -> None:
 
 
 def register_model() -> None:
-    """Register `hf-mlc` lazily, after lm-eval's own models (so `hf` and friends stay known)."""
+    """Register `hf-mlc` lazily, after lm-eval's own models (so `hf` and friends stay known).
+
+    Nothing to do when lm-eval has found it already (its `lm_eval.models` entry points).
+    """
     import lm_eval.models  # noqa: F401  (fills the registry with the built-in placeholders)
     from lm_eval.api.registry import model_registry
 
@@ -59,11 +88,8 @@ def register_model() -> None:
 
 def _is_ours(task_manager: Any, name: str) -> bool:
     """A task or group of this package, or a user's task built on our loaders (its template)."""
-    # `task_index` on lm-eval 0.4, `_task_index` on 0.5 (same entries: yaml_path, cfg).
-    index = getattr(task_manager, "task_index", None) or getattr(task_manager, "_task_index", {})
-    entry = index.get(name)
-    path = getattr(entry, "yaml_path", None)
-    if path is not None and Path(TASKS_DIR).resolve() in Path(path).resolve().parents:
+    entry = _task_index(task_manager).get(name)
+    if _in_tasks_dir(entry):
         return True
     cfg = getattr(entry, "cfg", None) or {}
     return "lm_eval_mlc." in str(cfg.get("custom_dataset", ""))
