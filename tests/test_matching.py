@@ -16,10 +16,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lm_eval_mlc.core import parsing as label_parsing
+from lm_eval_mlc.core.item_ends import UNQUOTED_CLOSERS, closes_item
 from lm_eval_mlc.core.matching import (
-    UNQUOTED_CLOSERS,
     LabelSpan,
-    closes_item,
     label_spans,
     normalise_label,
     parse_labels,
@@ -374,9 +373,9 @@ def test_any_text_gives_one_span_per_parsed_label(text):
 
 
 def test_whitespace_table_holds_every_space_character():
-    from lm_eval_mlc.core import matching
+    from lm_eval_mlc.core import _text
 
-    assert set(matching._WHITESPACE) == {
+    assert set(_text._WHITESPACE) == {
         c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace()
     }
 

@@ -47,8 +47,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from lm_eval_mlc.core._text import NONE_MARKERS
 from lm_eval_mlc.core.matching import (
-    NONE_MARKERS,
     TRUNCATED_ITEM,
     LabelSpan,
     ParsedLabels,

@@ -17,7 +17,7 @@ What is scored at a step: every label as the distinct token sequences that spell
 its case variants (`CASE_VARIANTS`) tokenized in context after the step's prefix
 (`lm_eval_mlc.scoring.tokenization`), and, for the label the model wrote, the tokens it really
 generated — each followed by a token that ends the item as the answer parser reads it
-(`lm_eval_mlc.core.matching.closes_item`, or any EOS id). P(label) is the sum over them.
+(`lm_eval_mlc.core.item_ends.closes_item`, or any EOS id). P(label) is the sum over them.
 
 Hand-over: the label set travels in the doc (lm-eval passes each request's doc to the model, and
 never to a backend), so the same task YAMLs run unchanged on `hf`, vLLM and API models, and the
@@ -52,7 +52,8 @@ from tqdm import tqdm
 from transformers import DynamicCache
 
 from lm_eval_mlc.core import registry
-from lm_eval_mlc.core.matching import LabelSpan, closes_item, label_spans, parse_labels
+from lm_eval_mlc.core.item_ends import closes_item
+from lm_eval_mlc.core.matching import LabelSpan, label_spans, parse_labels
 from lm_eval_mlc.core.payload import dump_payload
 from lm_eval_mlc.core.strategies import step_records, step_strategies
 from lm_eval_mlc.scoring.label_scoring import (
