@@ -68,6 +68,7 @@ from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 import lm_eval_mlc.harness.hf_mlc as hf_mlc
 from lm_eval_mlc.core.payload import load_payload
 from lm_eval_mlc.core.trie import LabelTrie
+from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.default_model import GGUF_FILE, default_model_args, default_model_dir
 from lm_eval_mlc.harness.plugin import task_manager
 from lm_eval_mlc.scoring.label_scoring import score_label_steps
@@ -742,11 +743,9 @@ def bench_scaling(mlc, manager, requests, args) -> dict[str, Any]:
             f"Comment: {texts[i % len(texts)]}\nLabels:"
         )
         gen_kwargs = {"until": ["\n\n"], "max_gen_toks": 48, "do_sample": False}
-        request = Instance(
-            request_type="generate_until",
-            doc={"label_names": names, "text": texts[i % len(texts)]},
-            arguments=(context, gen_kwargs),
-            idx=0,
+        request = make_instance(
+            "generate_until", {"label_names": names, "text": texts[i % len(texts)]},
+            (context, gen_kwargs),
         )
         return request, lm.tok_encode(answer, add_special_tokens=False)
 

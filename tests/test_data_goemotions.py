@@ -13,14 +13,9 @@ import datasets
 import pytest
 
 from lm_eval_mlc.data import DataProblem, DataValidationError, load_goemotions
-from lm_eval_mlc.data.goemotions import (
-    CLUSTERS,
-    DATA_DIR_ENV,
-    EKMAN,
-    EMOTIONS,
-    HUB_PATH,
-    label_names,
-)
+from lm_eval_mlc.data._local import DATA_DIR_ENV
+from lm_eval_mlc.data.goemotions.hub import HUB_PATH
+from lm_eval_mlc.data.goemotions.labels import CLUSTERS, EKMAN, EMOTIONS, label_names
 
 FIXTURE = Path(__file__).parent / "fixtures" / "goemotions_raw"
 SHARED = Path(

@@ -5,9 +5,9 @@ import math
 
 import pytest
 from brute_force import exact_step_probability, greedy_ids, product_bound  # noqa: E402  (tests/)
-from lm_eval.api.instance import Instance
 
 from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.filters import strategy_view
 from lm_eval_mlc.harness.hf_mlc import ALL_STRATEGIES, MlcOptions
 
@@ -28,7 +28,9 @@ TEXTS = [
 def _requests(gen_kwargs, docs=None):
     docs = docs or [{"label_names": NAMES}] * len(TEXTS)
     return [
-        Instance("generate_until", doc, (f"{SHOTS}Comment: {text}\nEmotions:", dict(gen_kwargs)), i)
+        make_instance(
+            "generate_until", doc, (f"{SHOTS}Comment: {text}\nEmotions:", dict(gen_kwargs)), i
+        )
         for i, (doc, text) in enumerate(zip(docs, TEXTS, strict=True))
     ]
 
@@ -102,7 +104,7 @@ def test_capitalised_answers_are_scored_as_generated(smollm2_lm):
     lm = smollm2_lm
     lm.batch_size_per_gpu = 4
     requests = [
-        Instance("generate_until", {"label_names": NAMES},
+        make_instance("generate_until", {"label_names": NAMES},
                  (f"{CAPITALISED}Comment: {text}\nEmotions:", dict(GEN)), i)
         for i, text in enumerate(CAPITALISED_TEXTS)
     ]  # fmt: skip

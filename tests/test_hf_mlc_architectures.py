@@ -12,9 +12,9 @@ import shutil
 import pytest
 import torch
 from brute_force import exact_step_probability, script_generation  # noqa: E402  (tests/)
-from lm_eval.api.instance import Instance
 
 from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
 
 NAMES = ["joy", "anger", "sex_harassment", "S1", "S10"]
@@ -85,7 +85,7 @@ def test_every_label_at_every_step_equals_brute_force(model_dir, kind, attn):
     # Two docs in one batch, one of them left-padded, as in a real run.
     prompts = [PROMPT, "Comment: short\nLabels:"]
     requests = [
-        Instance("generate_until", {"label_names": NAMES}, (p, dict(GEN)), i)
+        make_instance("generate_until", {"label_names": NAMES}, (p, dict(GEN)), i)
         for i, p in enumerate(prompts)
     ]
     payload = load_payload(lm.generate_until(requests)[0])

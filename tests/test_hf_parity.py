@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 from brute_force import script_generation  # noqa: E402  (tests/)
-from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM, case_variants
 
 NAMES = ["joy", "anger"]
@@ -17,7 +17,7 @@ GEN = {"until": ["\n\n"], "max_gen_toks": 12, "do_sample": False}
 
 def _requests(prompts, doc=None, gen=GEN):
     doc = {"label_names": NAMES} if doc is None else doc
-    return [Instance("generate_until", doc, (p, dict(gen)), i) for i, p in enumerate(prompts)]
+    return [make_instance("generate_until", doc, (p, dict(gen)), i) for i, p in enumerate(prompts)]
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from lm_eval_mlc.data import (
     load_semeval2018_ec,
 )
 from lm_eval_mlc.data.convabuse import ABUSE_TYPES
-from lm_eval_mlc.data.custom import YAML, load_custom
-from lm_eval_mlc.data.goemotions import EMOTIONS
+from lm_eval_mlc.data.custom import load_custom
+from lm_eval_mlc.data.custom.files import YAML
+from lm_eval_mlc.data.goemotions.labels import EMOTIONS
 
 Where = tuple[str, int, str]  # (file name, 1-based row, field)
 Case = tuple[Callable[..., Any], dict[str, Any], set[Where]]
@@ -392,7 +393,7 @@ def test_every_injected_fault_is_reported_once_with_file_row_and_field(
 
 
 def test_cli_stops_on_bad_data_before_building_a_model(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     from lm_eval.models.huggingface import HFLM
 
@@ -416,8 +417,9 @@ def test_cli_stops_on_bad_data_before_building_a_model(
     ]
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
-    message = str(info.value.code)
-    assert built == []
-    assert message.startswith(f"lm-eval-mlc: error: {len(expected)} data problems:")
+    err = capsys.readouterr().err  # lm-eval may log before it
+    message = err[err.find("lm-eval-mlc run: error:") :]
+    assert built == [] and info.value.code == 2
+    assert message.startswith(f"lm-eval-mlc run: error: {len(expected)} data problems:")
     dev = tmp_path / "semeval2018_ec" / "2018-E-c-En-dev.txt"
     assert f"{dev}:5: field 'anger': expected 0 or 1, got '2'" in message

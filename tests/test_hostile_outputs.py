@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from lm_eval_mlc.core.parsing import TRUNCATED_ITEM, parse_labels
 from lm_eval_mlc.core.payload import FORMAT, VERSION
-from lm_eval_mlc.data.goemotions import label_names
+from lm_eval_mlc.data.goemotions.labels import label_names
 from lm_eval_mlc.harness import records as harness
 from lm_eval_mlc.harness.filters import strategy_view
 

@@ -26,6 +26,7 @@ from lm_eval.api.instance import Instance
 from lm_eval_mlc.core.payload import load_payload
 from lm_eval_mlc.harness import records as harness
 from lm_eval_mlc.harness.cache_key import model_fingerprint, table_name
+from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.filters import strategy_view
 from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
 
@@ -44,7 +45,7 @@ def _lm(path, batch_size: int = 2) -> HFMultiLabelLM:
 def _requests(contexts, gen_kwargs=GEN) -> list[Instance]:
     doc = {"label_names": NAMES}
     return [
-        Instance("generate_until", doc, (context, dict(gen_kwargs)), i)
+        make_instance("generate_until", doc, (context, dict(gen_kwargs)), i)
         for i, context in enumerate(contexts)
     ]
 
@@ -92,7 +93,7 @@ def test_unary_prompts_past_the_context_are_truncated_with_one_warning(tiny_mode
     long = "Comment: " + "so very long and winding " * 60 + "\nIs it joy?"
     contexts = [long, "Comment: short\nIs it joy?", long + " again"]
     requests = [
-        Instance("loglikelihood", {}, (context, answer), i)
+        make_instance("loglikelihood", {}, (context, answer), i)
         for i, (context, answer) in enumerate((c, a) for c in contexts for a in (" Yes", " No"))
     ]
     with caplog.at_level(logging.WARNING):

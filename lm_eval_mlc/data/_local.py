@@ -1,4 +1,4 @@
-"""Shared pieces of the local-file loaders: data dir resolution, text lines and id subsets."""
+"""Shared pieces of the local-file loaders: data dir resolution and id subsets."""
 
 import os
 import re
@@ -8,6 +8,7 @@ from pathlib import Path
 import datasets
 
 from lm_eval_mlc.data._errors import DataProblem
+from lm_eval_mlc.data._records import read_text
 
 DATA_DIR_ENV = "LM_EVAL_MLC_DATA_DIR"
 
@@ -39,36 +40,6 @@ def resolve_data_dir(
             f"{', '.join(required)} in the folder itself or in its {folder}/ subfolder"
         )
     return found
-
-
-def read_text(path: Path, problems: list[DataProblem]) -> str:
-    """The file as UTF-8 text without a leading byte-order mark (spreadsheets write one).
-
-    Each line that is not UTF-8 is a problem; such lines are read with U+FFFD in place of the
-    bad bytes, so the caller can go on checking the rest of the file.
-    """
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        for row, line in enumerate(data.split(b"\n"), start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as err:
-                message = (
-                    f"not UTF-8: byte 0x{line[err.start]:02x} at byte {err.start + 1} of the line"
-                )
-                problems.append(DataProblem(str(path), row, "encoding", message))
-        text = data.decode("utf-8", errors="replace")
-    return text.removeprefix("\ufeff")
-
-
-def lines(path: Path, problems: list[DataProblem]) -> list[str]:
-    """Lines split on '\\n' only (tweets hold other Unicode line breaks), '\\r' removed."""
-    text = read_text(path, problems).split("\n")
-    if text[-1] == "":
-        text.pop()
-    return [line.removesuffix("\r") for line in text]
 
 
 def id_list_path(id_subset: str, base_dir: Path | None) -> Path:

@@ -18,7 +18,8 @@ from typing import Any
 import datasets
 
 from lm_eval_mlc.data._errors import DataProblem, DataValidationError
-from lm_eval_mlc.data._local import lines, resolve_data_dir
+from lm_eval_mlc.data._local import resolve_data_dir
+from lm_eval_mlc.data._records import lines
 from lm_eval_mlc.data._table import docs_from_columns
 
 logger = logging.getLogger(__name__)

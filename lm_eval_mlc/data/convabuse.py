@@ -17,8 +17,6 @@ Policies:
   case-folded turns plus the set of annotators who judged it; that match is one to one.
 """
 
-import csv
-import io
 import logging
 import os
 import re
@@ -32,7 +30,8 @@ import datasets
 import numpy as np
 
 from lm_eval_mlc.data._errors import DataProblem, DataValidationError
-from lm_eval_mlc.data._local import read_text, resolve_data_dir
+from lm_eval_mlc.data._local import resolve_data_dir
+from lm_eval_mlc.data._records import read_csv
 from lm_eval_mlc.data._table import docs_from_columns, indicator_labels
 
 logger = logging.getLogger(__name__)
@@ -167,44 +166,11 @@ def _docs(assigned: Sequence[tuple[str, Turns]], items: dict[Turns, _Item]) -> d
     return docs_from_columns(columns, _EXTRA)
 
 
-def _records(path: Path, required: Sequence[str], problems: list[DataProblem]):
-    """The header, then (row, record) pairs; row = the line the record starts on.
-
-    Yields None instead of the header (and nothing more) when the file has no header or
-    lacks a required column; records with another field count than the header are skipped.
-    The problems go to `problems`.
-    """
-    source = str(path)
-    with io.StringIO(read_text(path, problems), newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            problems.append(DataProblem(source, 0, "columns", "empty file; expected a header"))
-            yield None
-            return
-        missing = [DataProblem(source, 1, n, "missing required column") for n in required]
-        missing = [p for p in missing if p.field not in set(header)]
-        problems += missing
-        yield None if missing else header
-        if missing:
-            return
-        end = reader.line_num
-        for record in reader:
-            # Quoted text may span lines; report the line the record starts on.
-            row, end = end + 1, reader.line_num
-            if len(record) != len(header):
-                message = f"expected {len(header)} comma-separated fields, got {len(record)}"
-                problems.append(DataProblem(source, row, "columns", message))
-                continue
-            yield row, record
-
-
 def _read_full(path: Path) -> tuple[dict[Turns, _Item] | None, list[DataProblem]]:
     """Items in file order, each with its annotators' 0/1 type responses (None: unreadable)."""
     source = str(path)
     problems: list[DataProblem] = []
-    records = _records(path, _FULL_COLUMNS, problems)
-    header = next(records)
+    header, records = read_csv(path, _FULL_COLUMNS, problems)
     if header is None:
         return None, problems
     items: dict[Turns, _Item] = {}
@@ -232,8 +198,7 @@ def _read_split(path: Path) -> tuple[list[tuple[int, str, MatchKey]] | None, lis
     an is_abuse cell."""
     source = str(path)
     problems: list[DataProblem] = []
-    records = _records(path, _SPLIT_COLUMNS, problems)
-    header = next(records)
+    header, records = read_csv(path, _SPLIT_COLUMNS, problems)
     if header is None:
         return None, problems
     rows: list[tuple[int, str, MatchKey]] = []

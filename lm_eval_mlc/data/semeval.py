@@ -17,13 +17,8 @@ from typing import Any
 import datasets
 
 from lm_eval_mlc.data._errors import DataProblem, DataValidationError
-from lm_eval_mlc.data._local import (
-    apply_id_subset,
-    id_list_path,
-    lines,
-    read_id_list,
-    resolve_data_dir,
-)
+from lm_eval_mlc.data._local import apply_id_subset, id_list_path, read_id_list, resolve_data_dir
+from lm_eval_mlc.data._records import lines, missing_columns
 from lm_eval_mlc.data._table import docs_from_columns, indicator_labels
 
 logger = logging.getLogger(__name__)
@@ -181,8 +176,8 @@ def _read_hub() -> tuple[dict[str, _Split], list[DataProblem]]:
         source = f"{HUB_PATH}[{HUB_CONFIG}/{name}]"
         split = _Split(source)
         ds = data[name]
-        missing = [column for column in _HEADER if column not in ds.column_names]
-        problems += [DataProblem(source, 0, name, "missing required column") for name in missing]
+        missing = missing_columns(ds.column_names, _HEADER, source, 0)
+        problems += missing
         if not missing:
             batch = ds.select_columns(list(_HEADER))[:]
             split.rows = list(range(1, len(ds) + 1))

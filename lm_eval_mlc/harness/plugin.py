@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_mlc._paths import TASKS_DIR
+from lm_eval_mlc.harness.compat import task_index
 
 MODEL_NAME = "hf-mlc"
 MODEL_TARGET = "lm_eval_mlc.harness.hf_mlc:HFMultiLabelLM"
@@ -34,11 +35,6 @@ def with_task_paths(include_path: Any) -> list[str | Path]:
     return paths
 
 
-def _task_index(task_manager: Any) -> dict:
-    """Name -> index entry (`task_index` on lm-eval 0.4, `_task_index` on 0.5; same fields)."""
-    return getattr(task_manager, "task_index", None) or getattr(task_manager, "_task_index", {})
-
-
 def _in_tasks_dir(entry: Any) -> bool:
     path = getattr(entry, "yaml_path", None)
     return path is not None and Path(TASKS_DIR).resolve() in Path(path).resolve().parents
@@ -54,7 +50,7 @@ def discovers_our_tasks(task_manager_cls: type) -> bool:
     init = getattr(init, "__wrapped__", init) if getattr(init, "_lm_eval_mlc", False) else init
     probe = task_manager_cls.__new__(task_manager_cls)
     init(probe, include_defaults=False)  # lm-eval's own __init__, never our patch
-    return any(_in_tasks_dir(entry) for entry in _task_index(probe).values())
+    return any(_in_tasks_dir(entry) for entry in task_index(probe).values())
 
 
 def add_task_paths(task_manager_cls: type) -> None:
@@ -88,7 +84,7 @@ def register_model() -> None:
 
 def _is_ours(task_manager: Any, name: str) -> bool:
     """A task or group of this package, or a user's task built on our loaders (its template)."""
-    entry = _task_index(task_manager).get(name)
+    entry = task_index(task_manager).get(name)
     if _in_tasks_dir(entry):
         return True
     cfg = getattr(entry, "cfg", None) or {}

@@ -48,10 +48,11 @@ class DocArrays:
 
 def load_task(name: str, metadata: Mapping[str, Any] | None = None) -> Any:
     """One task of ours (or lm-eval's) by name, its data loaded and validated now."""
+    from lm_eval_mlc.harness.compat import task_index
     from lm_eval_mlc.harness.plugin import task_manager
 
     manager = task_manager(metadata=dict(metadata or {}))
-    if name not in manager.task_index:
+    if name not in task_index(manager):
         raise ProbeInputError(f"Unknown task {name!r}; `lm_eval ls tasks` lists the known ones.")
     tasks = manager.load([name])["tasks"]
     if len(tasks) != 1:

@@ -5,7 +5,8 @@ from typing import Any
 import datasets
 
 from lm_eval_mlc.data import with_eval_split, with_label_names
-from lm_eval_mlc.data.goemotions import label_names, load_goemotions
+from lm_eval_mlc.data.goemotions import load_goemotions
+from lm_eval_mlc.data.goemotions.labels import label_names
 
 
 def load_dataset(
