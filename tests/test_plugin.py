@@ -12,6 +12,7 @@ import pytest
 
 from lm_eval_mlc import cli
 from lm_eval_mlc._paths import TASKS_DIR
+from lm_eval_mlc.cli.run import run_argv
 from lm_eval_mlc.harness.plugin import add_task_paths, discovers_our_tasks, with_task_paths
 
 PROBE = """
@@ -114,7 +115,7 @@ def test_run_defaults_to_hf_mlc_on_the_embedded_model(monkeypatch):
     monkeypatch.setattr(
         "lm_eval_mlc.harness.default_model.default_model_args", lambda: "pretrained=X"
     )
-    assert cli.run_argv(["--tasks", "goemotions_ml"]) == [
+    assert run_argv(["--tasks", "goemotions_ml"]) == [
         "run",
         "--tasks",
         "goemotions_ml",
@@ -125,9 +126,9 @@ def test_run_defaults_to_hf_mlc_on_the_embedded_model(monkeypatch):
         "--apply_chat_template",
     ]
     # Explicit choices are kept; a non-HF backend gets no embedded weights.
-    assert cli.run_argv(["--model=vllm", "--tasks", "t"]) == ["run", "--model=vllm", "--tasks", "t"]
+    assert run_argv(["--model=vllm", "--tasks", "t"]) == ["run", "--model=vllm", "--tasks", "t"]
     argv = ["--model", "hf", "--model_args", "pretrained=gpt2", "--tasks", "t"]
-    assert cli.run_argv(argv) == ["run", *argv]
+    assert run_argv(argv) == ["run", *argv]
 
 
 def test_tasks_dir_subcommand_prints_the_task_folder(capsys):

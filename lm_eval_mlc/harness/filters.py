@@ -15,6 +15,7 @@ from typing import Any
 from lm_eval.api.filter import Filter
 
 from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.harness.compat import filters_keep_repeats
 
 View = dict[str, Any]
 
@@ -47,5 +48,6 @@ class StrategyFilter(Filter):
         super().__init__(**kwargs)
         self.strategy = strategy
 
-    def apply(self, resps: Iterable[Sequence[str]], docs: Sequence[dict]) -> list[View | None]:
-        return [strategy_view(r[0], self.strategy) for r in resps]
+    def apply(self, resps: Iterable[Sequence[str]], docs: Sequence[dict]) -> list[Any]:
+        views = [strategy_view(r[0], self.strategy) for r in resps]
+        return [[view] for view in views] if filters_keep_repeats() else views

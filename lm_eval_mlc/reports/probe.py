@@ -19,6 +19,7 @@ import numpy as np
 
 from lm_eval_mlc._io import atomic_path
 from lm_eval_mlc.core.parsing import to_indicator
+from lm_eval_mlc.harness.compat import gen_prefix, task_index
 from lm_eval_mlc.harness.probe import (
     Probe,
     fit_probe,
@@ -48,7 +49,6 @@ class DocArrays:
 
 def load_task(name: str, metadata: Mapping[str, Any] | None = None) -> Any:
     """One task of ours (or lm-eval's) by name, its data loaded and validated now."""
-    from lm_eval_mlc.harness.compat import task_index
     from lm_eval_mlc.harness.plugin import task_manager
 
     manager = task_manager(metadata=dict(metadata or {}))
@@ -126,7 +126,7 @@ def contexts(
             apply_chat_template=apply_chat_template,
             fewshot_as_multiturn=fewshot_as_multiturn,
             chat_template=lm.apply_chat_template if apply_chat_template else None,
-            gen_prefix=task.doc_to_prefix(doc),
+            gen_prefix=gen_prefix(task, doc),
         )
         + opening
         for doc in docs
