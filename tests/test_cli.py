@@ -165,6 +165,7 @@ def test_run_help_states_our_defaults(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 def test_lm_eval_mlc_run_ends_with_the_compact_table(tmp_path, data_dir, smollm2_args):
     out = tmp_path / "out"
     cmd = [

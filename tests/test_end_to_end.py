@@ -40,6 +40,7 @@ def _check_value(key: str, value: float) -> None:
         assert 0.0 <= value <= 1.0, key
 
 
+@pytest.mark.smoke
 def test_plain_lm_eval_cli_runs_goemotions_ml_with_hf_mlc(tmp_path, data_dir, smollm2_args):
     out = tmp_path / "out"
     cmd = [

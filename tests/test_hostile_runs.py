@@ -180,6 +180,7 @@ def test_a_healthy_checkpoint_reports_no_nonfinite_steps(tiny_model_dir):
 LONG_ANSWER = ' ["joy", "amusement"' + " and so on" * 120  # unclosed, then 360 tokens of noise
 
 
+@pytest.mark.slow  # marginal and 32 samples over 400 tokens on four answers: minutes
 @pytest.mark.parametrize(
     "answer", ["<|im_end|>", " I cannot answer that.", ' ["joy", "joy", "kiwi"', LONG_ANSWER]
 )

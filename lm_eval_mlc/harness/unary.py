@@ -10,8 +10,9 @@ a common prefix of both continuations, so they cancel::
     ll_yes - ll_no = log P(Yes | ctx, label?) - log P(No | ctx, label?)
     P(yes | label) = sigmoid(ll_yes - ll_no) = P(Yes) / (P(Yes) + P(No))
 
-(renormalised over the two answers). Every request of a doc starts with the same context, so a
-backend with prefix caching computes it once per doc.
+(renormalised over the two answers). Every request of a doc starts with the same context, but
+the backends do not share it: `hf` reuses a context's pass only for one-token continuations, and
+vLLM skips its prefix cache when prompt log-probabilities are requested.
 
 `process_results` turns the 2 x n_labels results into the same per-doc record as
 :func:`lm_eval_mlc.harness.records.process_results` (predicted set: P(yes) >= 0.5), so the same
