@@ -23,7 +23,9 @@ from lm_eval_mlc.core.calibration import (
     fit_thresholds,
 )
 from lm_eval_mlc.harness import records as harness
-from lm_eval_mlc.reports.calibrate import calibrate, fit_calibration, read_run
+from lm_eval_mlc.reports.calibrate import calibrate
+from lm_eval_mlc.reports.calibration_fit import fit_calibration
+from lm_eval_mlc.reports.calibration_inputs import read_run
 
 TASK = "goemotions_ml"
 LABELS = ["joy", "optimism", "anger"]

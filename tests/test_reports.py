@@ -14,7 +14,8 @@ from lm_eval_mlc.cli import main
 from lm_eval_mlc.harness import records as harness
 from lm_eval_mlc.reports.bootstrap import _set_metric_draws, aggregation_for, bootstrap_ci
 from lm_eval_mlc.reports.gate import GateInputError, gate, parse_tolerances, write_baseline
-from lm_eval_mlc.reports.leaderboard import build_leaderboard, to_csv, to_html, to_markdown
+from lm_eval_mlc.reports.leaderboard.build import build_leaderboard
+from lm_eval_mlc.reports.leaderboard.render import to_csv, to_html, to_markdown
 from lm_eval_mlc.reports.runs import load_run, read_samples
 
 FIXTURE = Path(__file__).parent / "fixtures" / "goemotions_raw"  # has per-rater data
@@ -448,7 +449,7 @@ def test_plot_names_a_broken_samples_file(tmp_path, capsys):
 
 
 def test_label_colors_are_keyed_by_name():
-    from lm_eval_mlc.reports.plots import label_colors
+    from lm_eval_mlc.reports.plots.style import label_colors
 
     names = [f"label{i}" for i in range(28)]
     colors = label_colors(names)
