@@ -68,8 +68,10 @@ from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 import lm_eval_mlc.harness.hf_mlc as hf_mlc
 from lm_eval_mlc.core.payload import load_payload
 from lm_eval_mlc.core.trie import LabelTrie
+from lm_eval_mlc.harness._answers import _row_cache
 from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.default_model import GGUF_FILE, default_model_args, default_model_dir
+from lm_eval_mlc.harness.options import ALL_STRATEGIES, CASE_VARIANTS, MlcOptions
 from lm_eval_mlc.harness.plugin import task_manager
 from lm_eval_mlc.scoring.label_scoring import score_label_steps
 from lm_eval_mlc.scoring.marginal import Node
@@ -426,7 +428,7 @@ def score_per_doc(model, cache, pads, steps_per_row) -> list[tuple[np.ndarray, n
     """The design before batch-joined scoring: one label-scoring forward per doc."""
     n = len(steps_per_row)
     return [
-        score_label_steps(model, hf_mlc._row_cache(cache, r, n), pads[r], steps)
+        score_label_steps(model, _row_cache(cache, r, n), pads[r], steps)
         for r, steps in enumerate(steps_per_row)
     ]
 
@@ -536,8 +538,8 @@ def run_marginal(mlc, request: Instance, options, naive: bool) -> tuple[float, A
 
 
 def bench_marginal(mlc, requests, args, memory, mem) -> dict[str, Any]:
-    options = hf_mlc.MlcOptions(
-        strategies=hf_mlc.ALL_STRATEGIES,
+    options = MlcOptions(
+        strategies=ALL_STRATEGIES,
         top_p=args.top_p,
         eps=args.eps,
         max_new_tokens=args.max_new_tokens,
@@ -834,7 +836,7 @@ def bench_study(mlc, hf, manager, args, memory, mem) -> dict[str, Any]:
         "marginal": {**study, "mlc_strategies": "generated,marginal"},
         "sampled": {"mlc_strategies": "generated,sampled", "mlc_samples": args.samples},
     }
-    options = hf_mlc.MlcOptions(strategies=("generated", "marginal"), **{
+    options = MlcOptions(strategies=("generated", "marginal"), **{
         k.removeprefix("mlc_"): v for k, v in study.items()})  # fmt: skip
     saved = (hf.batch_size_per_gpu, mlc.batch_size_per_gpu)
     hf.batch_size_per_gpu = mlc.batch_size_per_gpu = 1
@@ -1283,8 +1285,8 @@ def report_scaling(f: dict[str, Any]) -> None:
     print(
         "sequences and trie nodes: summed over the doc's label steps; nodes fed: trie nodes that "
         "went through the model (depth-1 nodes without children are read from the step's own "
-        f"distribution). Each label is scored in up to {len(hf_mlc.CASE_VARIANTS)} case "
-        f"spellings ({', '.join(hf_mlc.CASE_VARIANTS)}; fewer where they coincide), so nodes ~ "
+        f"distribution). Each label is scored in up to {len(CASE_VARIANTS)} case "
+        f"spellings ({', '.join(CASE_VARIANTS)}; fewer where they coincide), so nodes ~ "
         "steps x variants x labels x tokens per label (UPPER splits into more tokens), less "
         "shared prefixes"
     )

@@ -9,7 +9,7 @@ from brute_force import exact_step_probability, greedy_ids, product_bound  # noq
 from lm_eval_mlc.core.payload import load_payload
 from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.filters import strategy_view
-from lm_eval_mlc.harness.hf_mlc import ALL_STRATEGIES, MlcOptions
+from lm_eval_mlc.harness.options import ALL_STRATEGIES, MlcOptions
 
 NAMES = ["joy", "optimism", "admiration", "surprise", "fear", "sadness", "anger"]
 SHOTS = (

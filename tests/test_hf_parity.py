@@ -9,7 +9,8 @@ from lm_eval.models.huggingface import HFLM
 
 from lm_eval_mlc.core.payload import load_payload
 from lm_eval_mlc.harness.compat import make_instance
-from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM, case_variants
+from lm_eval_mlc.harness.hf_mlc import HFMultiLabelLM
+from lm_eval_mlc.harness.options import case_variants
 
 NAMES = ["joy", "anger"]
 GEN = {"until": ["\n\n"], "max_gen_toks": 12, "do_sample": False}
