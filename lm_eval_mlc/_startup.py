@@ -9,7 +9,9 @@ imported until lm-eval itself is. When lm-eval's modules load, the hook:
   (before any `--include_path`, so a user's own task of the same name still wins);
 * `lm_eval.config.evaluate_config` → the CLI validates our tasks' data files right after
   resolving task names, i.e. before the model is loaded (lm-eval loads data after the model);
-* `lm_eval.api.model`   → `--use_cache` keeps each model's responses apart (`cache_key`).
+* `lm_eval.api.model`   → `--use_cache` keeps each model's responses apart (`cache_key`);
+* `lm_eval.api.metrics` → where lm-eval would bootstrap our aggregations' stderr (0.5: hours),
+  it reports N/A for them, as 0.4 does.
 
 Switch it off with `LM_EVAL_MLC_AUTOLOAD=0`; then use `lm-eval-mlc run` or
 `--include_path $(lm-eval-mlc tasks-dir)` as with any external task folder.
@@ -51,11 +53,18 @@ def _patch_caching_lm(module: ModuleType) -> None:
     key_cache_by_model(module.CachingLM)
 
 
+def _patch_metrics(module: ModuleType) -> None:
+    from lm_eval_mlc.harness.plugin import skip_our_bootstrap
+
+    skip_our_bootstrap(module)
+
+
 _POST_IMPORT: dict[str, Callable[[ModuleType], None]] = {
     "lm_eval.models": _patch_models,
     "lm_eval.tasks.manager": _patch_task_manager,
     "lm_eval.config.evaluate_config": _patch_evaluator_config,
     "lm_eval.api.model": _patch_caching_lm,
+    "lm_eval.api.metrics": _patch_metrics,
 }
 
 

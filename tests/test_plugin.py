@@ -165,3 +165,16 @@ def test_bad_data_fails_before_the_model_is_loaded(tmp_path):
     assert "test.tsv:1: field 'text'" in proc.stderr
     assert "test.tsv:2: field 'labels'" in proc.stderr
     assert "Initializing hf-mlc model" not in proc.stderr
+
+
+def test_our_aggregations_are_not_bootstrapped_by_lm_eval():
+    import lm_eval.api.metrics as metrics
+
+    from lm_eval_mlc.harness import records
+    from lm_eval_mlc.harness.plugin import activate
+
+    activate()
+    assert metrics.stderr_for_metric(records.micro_f1, 100_000) is None  # N/A, as on 0.4
+    assert metrics.stderr_for_metric(records.brier, 100_000) is None
+    # lm-eval's own metrics keep their stderr (mean has a closed form on both releases).
+    assert metrics.stderr_for_metric(metrics.mean, 100_000) is not None
