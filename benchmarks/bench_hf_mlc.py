@@ -67,11 +67,12 @@ from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList
 
 import lm_eval_mlc.harness.hf_mlc as hf_mlc
 from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.core.registry import STRATEGY_NAMES
 from lm_eval_mlc.core.trie import LabelTrie
 from lm_eval_mlc.harness._answers import _row_cache
 from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.default_model import GGUF_FILE, default_model_args, default_model_dir
-from lm_eval_mlc.harness.options import ALL_STRATEGIES, CASE_VARIANTS, MlcOptions
+from lm_eval_mlc.harness.options import CASE_VARIANTS, MlcOptions
 from lm_eval_mlc.harness.plugin import task_manager
 from lm_eval_mlc.scoring.label_scoring import score_label_steps
 from lm_eval_mlc.scoring.marginal import Node
@@ -539,7 +540,7 @@ def run_marginal(mlc, request: Instance, options, naive: bool) -> tuple[float, A
 
 def bench_marginal(mlc, requests, args, memory, mem) -> dict[str, Any]:
     options = MlcOptions(
-        strategies=ALL_STRATEGIES,
+        strategies=STRATEGY_NAMES,
         top_p=args.top_p,
         eps=args.eps,
         max_new_tokens=args.max_new_tokens,

@@ -7,9 +7,10 @@ import pytest
 from brute_force import exact_step_probability, greedy_ids, product_bound  # noqa: E402  (tests/)
 
 from lm_eval_mlc.core.payload import load_payload
+from lm_eval_mlc.core.registry import STRATEGY_NAMES
 from lm_eval_mlc.harness.compat import make_instance
 from lm_eval_mlc.harness.filters import strategy_view
-from lm_eval_mlc.harness.options import ALL_STRATEGIES, MlcOptions
+from lm_eval_mlc.harness.options import MlcOptions
 
 NAMES = ["joy", "optimism", "admiration", "surprise", "fear", "sadness", "anger"]
 SHOTS = (
@@ -206,7 +207,7 @@ def test_mlc_options_are_parsed_and_unknown_ones_rejected():
     options = MlcOptions.pop_from(kwargs)
     assert kwargs == {"until": ["x"]}  # removed before generate()
     assert options.strategies == ("generated", "marginal", "joint") and options.top_p == 0.9
-    assert MlcOptions.pop_from({"mlc_strategies": "all"}).strategies == ALL_STRATEGIES
+    assert MlcOptions.pop_from({"mlc_strategies": "all"}).strategies == STRATEGY_NAMES
     with pytest.raises(ValueError, match="mlc_topp"):
         MlcOptions.pop_from({"mlc_topp": 0.5})
     with pytest.raises(ValueError, match="mlc_strategies"):

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from lm_eval_mlc.reports.runs import RunResults, reported_metrics
 from lm_eval_mlc.reports.summary import SUMMARY_METRICS, summary
 
 NO_SAMPLES = "No intervals: the run did not log its samples (add --log_samples for them)."
@@ -33,15 +34,9 @@ def _metric(key: str) -> str | None:
 
 def is_ours(results: dict[str, Any]) -> bool:
     """Whether some task of `results` reports a metric of the compact summary."""
-    tables = results.get("results")
-    if not isinstance(tables, dict):
+    if not isinstance(results.get("results"), dict):
         return False
-    return any(
-        _metric(key) in SUMMARY_METRICS
-        for entry in tables.values()
-        if isinstance(entry, dict)
-        for key in entry
-    )
+    return bool(set(SUMMARY_METRICS) & reported_metrics([RunResults(Path(), results)]))
 
 
 class CompactTable:

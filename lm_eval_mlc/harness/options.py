@@ -7,8 +7,6 @@ from typing import Any
 
 from lm_eval_mlc.core import registry
 
-ALL_STRATEGIES = registry.STRATEGY_NAMES
-DEFAULT_STRATEGIES = registry.DEFAULT_STRATEGIES
 TRUNCATION = ("error", "left")
 
 #: Spellings scored for every label at every step (recorded in the payload's `options`).
@@ -30,7 +28,7 @@ def case_variants(name: str) -> list[str]:
 class MlcOptions:
     """Options of the label measurements, from `mlc_*` generation kwargs."""
 
-    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    strategies: tuple[str, ...] = registry.DEFAULT_STRATEGIES
     top_p: float = 0.99
     eps: float = 0.01
     max_new_tokens: int = 0  # marginal search depth; 0: the request's max_gen_toks
@@ -70,8 +68,10 @@ def _parse_strategies(value: Any) -> tuple[str, ...]:
     names = value if isinstance(value, (list, tuple)) else str(value).replace("|", ",").split(",")
     names = [n.strip() for n in names if n.strip()]
     if names == ["all"]:
-        return ALL_STRATEGIES
-    bad = [n for n in names if n not in ALL_STRATEGIES]
+        return registry.STRATEGY_NAMES
+    bad = [n for n in names if n not in registry.STRATEGY_NAMES]
     if bad:
-        raise ValueError(f"Expected mlc_strategies among {ALL_STRATEGIES} or 'all', but got {bad}.")
+        raise ValueError(
+            f"Expected mlc_strategies among {registry.STRATEGY_NAMES} or 'all', but got {bad}."
+        )
     return tuple(dict.fromkeys(["generated", *names]))
